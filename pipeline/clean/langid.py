@@ -1,0 +1,101 @@
+"""Deterministic language id: the script decides where it can, seeded langdetect elsewhere.
+
+- kana present (with Han) => ja; Hangul => ko; Han without kana => zh (never ja);
+- Latin-script text: a common-word check says ``en`` quickly; anything else goes to langdetect with a
+  fixed seed, so the same text always gets the same answer.
+Only the first ``SAMPLE_CHARS`` characters are looked at.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from langdetect.detector_factory import DetectorFactory, init_factory
+from langdetect.lang_detect_exception import LangDetectException
+
+SAMPLE_CHARS = 2000
+LANGDETECT_CHARS = 1000
+
+KANA = re.compile(r"[\u3041-\u3096\u309d\u309e\u30a1-\u30fa\u30fc-\u30fe\uff66-\uff9d]")
+HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
+HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+
+# Frequent English words (function words and the verbs instructions start with).
+EN_WORDS = frozenset(
+    """a about above after again all also am an and any are as at be because been before being below between
+    both but by can could did do does doing down during each few for from further had has have having he her
+    here hers him his how i if in into is it its itself just me more most my no nor not now of off on once
+    only or other our out over own same she should so some such than that the their them then there these
+    they this those through to too under until up very was we were what when where which while who whom why
+    will with would you your yours one two three four five first new many much make made like use used using
+    given give write list name describe explain find create generate provide identify suggest classify
+    summarize translate rewrite answer following sentence word words text example examples people time way
+    well may might must shall let get got us how's it's don't isn't can't""".split()
+)
+
+DETECT_MAP = {"zh-cn": "zh", "zh-tw": "zh"}
+
+
+@lru_cache(maxsize=1)
+def _factory() -> DetectorFactory:
+    from langdetect import detector_factory
+
+    init_factory()
+    return detector_factory._factory
+
+
+def langdetect_lang(text: str, seed: int = 0) -> str:
+    """langdetect with a fixed seed (its default is random per call)."""
+    detector = _factory().create()
+    detector.seed = seed
+    detector.append(text[:LANGDETECT_CHARS])
+    try:
+        code = detector.detect()
+    except LangDetectException:
+        return "und"
+    return DETECT_MAP.get(code, code)
+
+
+def script_lang(text: str) -> str | None:
+    """ja / ko / zh when CJK script dominates, "latin" when Latin letters do, None when there are no letters."""
+    sample = text[:SAMPLE_CHARS]
+    kana = len(KANA.findall(sample))
+    hangul = len(HANGUL.findall(sample))
+    han = len(HAN.findall(sample))
+    cjk = kana + hangul + han
+    latin = len(LATIN.findall(sample)) if cjk < len(sample) else 0
+    if cjk == 0 and latin == 0:
+        return None
+    # One CJK character carries about as much as a short Latin word: weigh them 1:4.
+    if cjk * 4 >= latin:
+        if hangul > kana:
+            return "ko"
+        if kana and kana * 20 >= kana + han:
+            return "ja"
+        if han:
+            return "zh"
+        return "ja" if kana else "ko"
+    return "latin"
+
+
+def looks_english(text: str) -> bool:
+    words = WORD.findall(text[:SAMPLE_CHARS].lower())
+    if not words:
+        return False
+    hits = sum(1 for w in words if w in EN_WORDS)
+    return hits >= 1 and hits * 4 >= len(words) if len(words) <= 4 else hits >= 2 and hits * 5 >= len(words)
+
+
+def detect(text: str, seed: int = 0) -> str:
+    """ISO 639-1 code of ``text`` ("und" when it has no letters or cannot be told)."""
+    script = script_lang(text)
+    if script is None:
+        return "und"
+    if script != "latin":
+        return script
+    if looks_english(text):
+        return "en"
+    return langdetect_lang(text, seed)

@@ -1,0 +1,104 @@
+"""Command line: ``python -m pipeline build|inspect`` (also installed as ``instruct-pipeline``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.errors import PipelineError
+from schemas.recipe import RecipeError, load_recipe
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Build instruction-tuning datasets.")
+err_console = Console(stderr=True)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_RECIPE = REPO_ROOT / "data" / "recipes" / "default.yaml"
+
+
+def fail(message: str) -> None:
+    err_console.print(f"error: {message}", highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def prefect_env() -> None:
+    """Embedded Prefect: its ephemeral local API, no server to start, no analytics, no network."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "true")
+
+
+def preflight(recipe_path: Path):
+    """Every file-level problem that can be seen before reading: recipe, kinds, globs, archives."""
+    from pipeline.sources import expand
+    from pipeline.sources._io import open_binary
+
+    recipe = load_recipe(recipe_path)
+    for spec in recipe.sources:
+        for f in expand(recipe, spec):
+            open_binary(f.path).close()
+    return recipe
+
+
+@app.command()
+def build(
+    recipe: Annotated[Path, typer.Argument(help="recipe YAML")] = DEFAULT_RECIPE,
+    out: Annotated[Path | None, typer.Option("--out", help="output directory (default data/out/NAME)")] = None,
+) -> None:
+    """Read, clean, deduplicate and write the sources of RECIPE as Parquet shards."""
+    try:
+        r = preflight(recipe)
+    except (RecipeError, PipelineError) as err:
+        fail(str(err))
+    out_dir = out or Path("data") / "out" / r.name
+    prefect_env()
+    from flows.build import build_flow
+
+    try:
+        manifest = build_flow(str(recipe), str(out_dir))
+    except (RecipeError, PipelineError) as err:
+        fail(str(err))
+    print_counts(manifest["counts"])
+    typer.echo(f"wrote {out_dir}")
+
+
+@app.command()
+def inspect(out_dir: Annotated[Path, typer.Argument(help="a build output directory")]) -> None:
+    """Print the per-source counts of a build."""
+    from pipeline.sink.build import load_manifest
+
+    if not (out_dir / "manifest.json").is_file():
+        fail(f"{out_dir}: no manifest.json (not a build output directory)")
+    manifest = load_manifest(out_dir)
+    print_counts({k: v.model_dump() for k, v in manifest.counts.items()})
+    typer.echo(f"{len(manifest.shards)} shards, recipe sha256 {manifest.recipe_sha256[:12]}")
+
+
+def print_counts(counts: dict) -> None:
+    table = Table(title="records per source")
+    for col in ("source", "read", "kept", "rejected", "reasons"):
+        table.add_column(col, justify="right" if col in ("read", "kept", "rejected") else "left")
+    totals = [0, 0, 0]
+    for name, c in counts.items():
+        rej = sum(c["rejected"].values())
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(c["rejected"].items(), key=lambda kv: -kv[1]))
+        table.add_row(name, str(c["read"]), str(c["kept"]), str(rej), reasons)
+        totals = [totals[0] + c["read"], totals[1] + c["kept"], totals[2] + rej]
+    table.add_row("total", *map(str, totals), "", style="bold")
+    Console().print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

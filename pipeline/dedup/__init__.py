@@ -1,0 +1,1 @@
+"""Duplicate detection across all sources of a build."""

@@ -1,0 +1,104 @@
+"""Records flowing through the stages are plain dicts whose keys are the columns of schemas/.
+
+A data row has the lineage columns plus either instruction/input/output/task (table ``instruct``) or
+text (table ``text``). A reject has the lineage columns plus stage/reason/detail/duplicate_of/record.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import xxhash
+
+Row = dict[str, Any]
+
+
+def make_id(source: str, source_file: str, source_index: int) -> str:
+    """Stable row id: a 128-bit hash of (source name, source file, position in that file)."""
+    return xxhash.xxh3_128_hexdigest(f"{source}\x1f{source_file}\x1f{source_index}".encode())
+
+
+def lineage(source: str, source_file: str, source_index: int, license: str, lang: str | None = None) -> Row:
+    return {
+        "id": make_id(source, source_file, source_index),
+        "source": source,
+        "source_file": source_file,
+        "source_index": source_index,
+        "license": license,
+        "lang": lang,
+    }
+
+
+def instruct_row(
+    lin: Row,
+    instruction: str,
+    input: str,
+    output: str,
+    task: str = "general",
+    generation: dict | None = None,
+    meta: dict | None = None,
+) -> Row:
+    row = dict(lin)
+    row.update(
+        instruction=instruction,
+        input=input,
+        output=output,
+        task=task,
+        generation=None if generation is None else to_json(generation),
+        meta=None if not meta else to_json(meta),
+    )
+    return row
+
+
+def text_row(lin: Row, text: str, meta: dict | str | None = None) -> Row:
+    row = dict(lin)
+    row.update(text=text, meta=meta if (meta is None or isinstance(meta, str)) else to_json(meta))
+    return row
+
+
+def is_reject(row: Row) -> bool:
+    return "stage" in row
+
+
+def table_of(row: Row) -> str:
+    if "stage" in row:
+        return "rejects"
+    return "text" if "text" in row else "instruct"
+
+
+def reject(
+    row: Row,
+    stage: str,
+    reason: str,
+    detail: str | None = None,
+    record: Any = None,
+    duplicate_of: str | None = None,
+) -> Row:
+    """A reject row for ``row``: keeps its lineage and the record (verbatim raw text, or the row as JSON)."""
+    if record is None:
+        record = row.get(ORIGINAL) or {k: v for k, v in row.items() if k not in LINEAGE_KEYS and k[0] != "_"}
+    out = {k: row.get(k) for k in LINEAGE_KEYS}
+    out.update(
+        stage=stage,
+        reason=reason,
+        detail=detail,
+        duplicate_of=duplicate_of,
+        record=record if isinstance(record, str) else to_json(record),
+    )
+    return out
+
+
+LINEAGE_KEYS = ("id", "source", "source_file", "source_index", "license", "lang")
+ORIGINAL = "_original"  # a cleaned row's pre-normalisation fields, kept so that a later reject is verbatim
+
+
+def to_json(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def record_text(row: Row) -> str:
+    """The text a row is judged on: instruction + input + output, or the text."""
+    if "text" in row:
+        return row["text"]
+    return "\n".join(x for x in (row["instruction"], row["input"], row["output"]) if x)

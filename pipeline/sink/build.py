@@ -1,0 +1,112 @@
+"""Assemble a build's output directory: shards per table and split, rejects, manifest, dataset card.
+
+The directory is made under a staging name (``.NAME.partial``) beside its final place and renamed into
+place only when everything is written: a failed or killed run never leaves a half-written DIR.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.records import Row, table_of
+from pipeline.sink.card import dataset_card
+from pipeline.sink.parquet import WrittenShard, atomic_write_text, write_shards
+from pipeline.sink.split import split_of
+from schemas.columns import SCHEMA_VERSION, TABLE_SCHEMAS
+from schemas.manifest import InputFile, Manifest, Shard, SourceCounts
+from schemas.recipe import Recipe
+
+
+class AccountingError(RuntimeError):
+    """read != kept + rejected for a source: a bug, never a data problem."""
+
+
+@dataclass
+class StagingDir:
+    final: Path
+
+    @property
+    def path(self) -> Path:
+        return self.final.parent / f".{self.final.name}.partial"
+
+    def __enter__(self) -> Path:
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True)
+        return self.path
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        old = self.final.parent / f".{self.final.name}.old"
+        if old.exists():
+            shutil.rmtree(old)
+        if self.final.exists():
+            self.final.rename(old)
+        self.path.rename(self.final)
+        if old.exists():
+            shutil.rmtree(old)
+
+
+def count(recipe: Recipe, kept: list[Row], rejects: list[Row], read: dict[str, int]) -> dict[str, SourceCounts]:
+    counts = {s.name: SourceCounts() for s in recipe.sources}
+    for row in kept:
+        counts[row["source"]].kept += 1
+    rej: dict[str, Counter] = defaultdict(Counter)
+    for row in rejects:
+        rej[row["source"]][row["reason"]] += 1
+    for name, c in counts.items():
+        c.rejected = dict(sorted(rej[name].items()))
+        c.read = read.get(name, 0)
+        if c.read != c.kept + sum(c.rejected.values()):
+            raise AccountingError(f"source {name}: read {c.read} != kept {c.kept} + rejected {sum(c.rejected.values())}")
+    return counts
+
+
+def write_build(
+    out_dir: Path,
+    recipe: Recipe,
+    kept: list[Row],
+    rejects: list[Row],
+    inputs: list[InputFile],
+    stage_counts: dict[str, dict[str, int]] | None = None,
+) -> Manifest:
+    """Write everything into ``out_dir`` (an existing, empty staging directory) and return the manifest."""
+    read = Counter()
+    for f in inputs:
+        read[f.source] += f.records
+    counts = count(recipe, kept, rejects, read)
+    tables: dict[tuple[str, str], list[Row]] = defaultdict(list)
+    for row in kept:
+        tables[(table_of(row), split_of(row["id"], recipe.split.validation, recipe.split.seed))].append(row)
+    shards: list[WrittenShard] = []
+    for table in ("instruct", "text"):
+        for split in ("train", "validation"):
+            shards += write_shards(
+                out_dir, table, split, tables.get((table, split), []), TABLE_SCHEMAS[table], recipe.output.shard_rows
+            )
+    shards += write_shards(out_dir, "rejects", "rejects", rejects, TABLE_SCHEMAS["rejects"], recipe.output.shard_rows)
+    manifest = Manifest(
+        schema_version=SCHEMA_VERSION,
+        name=recipe.name,
+        recipe=recipe.model_dump(mode="json"),
+        recipe_sha256=recipe.sha256(),
+        inputs=inputs,
+        shards=[Shard(path=s.path, table=s.table, split=s.split, rows=s.rows, sha256=s.sha256) for s in shards],
+        counts=counts,
+        stages=stage_counts or {},
+    )
+    atomic_write_text(out_dir / "manifest.json", manifest.model_dump_json(indent=2) + "\n")
+    licenses = Counter(r["license"] for r in kept)
+    languages = Counter(r["lang"] for r in kept if r.get("lang"))
+    atomic_write_text(out_dir / "README.md", dataset_card(manifest, licenses, languages))
+    return manifest
+
+
+def load_manifest(out_dir: Path) -> Manifest:
+    return Manifest.model_validate(json.loads((out_dir / "manifest.json").read_text(encoding="utf-8")))

@@ -1,0 +1,49 @@
+"""arXiv/PubMed long-summarization pairs (Cohan et al. 2018 format) -> summarization rows.
+
+Each JSON line has ``article_text`` (list of sentences) and ``abstract_text`` (list of "<S> ... </S>");
+the Hugging Face form with plain ``article`` / ``abstract`` strings is taken too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from pipeline.records import Row, is_reject, reject
+from pipeline.sources._io import iter_jsonl
+from pipeline.sources._summarize import summarization_row
+from schemas.recipe import SourceSpec
+
+KIND = "arxiv_pairs"
+
+_S_TAG = re.compile(r"</?S>")
+
+
+def _join(value: object, tags: bool) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(x, str) for x in value):
+        parts = [(_S_TAG.sub("", x) if tags else x).strip() for x in value]
+        return " ".join(p for p in parts if p)
+    return None
+
+
+def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row]:
+    for lin, obj in iter_jsonl(path, rel, spec):
+        if is_reject(lin):
+            yield lin
+            continue
+        if not isinstance(obj, dict):
+            yield reject(lin, "parse", "missing_field", f"record is {type(obj).__name__}, not an object", obj)
+            continue
+        body = _join(obj.get("article_text", obj.get("article")), tags=False)
+        abstract = _join(obj.get("abstract_text", obj.get("abstract")), tags=True)
+        if body is None:
+            yield reject(lin, "parse", "missing_field", "no field 'article_text'", obj)
+            continue
+        if abstract is None:
+            yield reject(lin, "parse", "missing_field", "no field 'abstract_text'", obj)
+            continue
+        meta = {k: obj[k] for k in ("article_id", "section_names") if k in obj}
+        yield summarization_row(lin, body, abstract, spec.max_body_chars, meta)

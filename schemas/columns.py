@@ -1,0 +1,58 @@
+"""Arrow schemas of the three tables a build writes: instruction rows, text rows, reject rows.
+
+Every row, kept or rejected, carries the lineage columns. ``generation`` is a JSON string (null for
+human-written data) so that one schema serves every generator; ``meta`` and ``record`` are JSON too.
+"""
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1.0"
+
+ID = pa.field("id", pa.string(), nullable=False)
+SOURCE = pa.field("source", pa.string(), nullable=False)
+SOURCE_FILE = pa.field("source_file", pa.string(), nullable=False)
+SOURCE_INDEX = pa.field("source_index", pa.int64(), nullable=False)
+LICENSE = pa.field("license", pa.string(), nullable=False)
+LANG = pa.field("lang", pa.string())
+
+LINEAGE = [ID, SOURCE, SOURCE_FILE, SOURCE_INDEX, LICENSE, LANG]
+LINEAGE_NAMES = [f.name for f in LINEAGE]
+
+INSTRUCT_SCHEMA = pa.schema(
+    LINEAGE
+    + [
+        pa.field("instruction", pa.string(), nullable=False),
+        pa.field("input", pa.string(), nullable=False),
+        pa.field("output", pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("generation", pa.string()),
+        pa.field("meta", pa.string()),
+    ],
+    metadata={"schema_version": SCHEMA_VERSION, "table": "instruct"},
+)
+
+TEXT_SCHEMA = pa.schema(
+    LINEAGE
+    + [
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("meta", pa.string()),
+    ],
+    metadata={"schema_version": SCHEMA_VERSION, "table": "text"},
+)
+
+REJECT_SCHEMA = pa.schema(
+    LINEAGE
+    + [
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("detail", pa.string()),
+        pa.field("duplicate_of", pa.string()),
+        pa.field("record", pa.string(), nullable=False),
+    ],
+    metadata={"schema_version": SCHEMA_VERSION, "table": "rejects"},
+)
+
+TABLE_SCHEMAS = {"instruct": INSTRUCT_SCHEMA, "text": TEXT_SCHEMA, "rejects": REJECT_SCHEMA}
+
+# Reject stages, in pipeline order.
+STAGES = ("parse", "clean", "filter", "license", "dedup")

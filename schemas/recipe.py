@@ -1,0 +1,167 @@
+"""The recipe: one YAML file that says what a build reads and how it cleans, deduplicates and splits.
+
+Paths in a recipe are relative to the recipe file. An unknown key anywhere is an error that names it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message is one line naming the file and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: str
+    path: str  # a glob, relative to the recipe file
+    license: str
+    priority: int = 0
+    metadata: str | None = None  # arxiv_redpajama only: glob of arXiv metadata records
+    max_body_chars: int = Field(default=12000, gt=0)  # arXiv readers: body character budget
+
+
+class DedupSpec(_Strict):
+    exact: bool = True
+
+
+class SplitSpec(_Strict):
+    validation: float = Field(default=0.05, ge=0.0, lt=1.0)
+    seed: int = 0
+
+
+class LicensePolicy(_Strict):
+    allow: list[str] | None = None
+    deny: list[str] = []
+
+
+class CleanSpec(_Strict):
+    """Thresholds of the cleaning filters (pipeline/clean/filters)."""
+
+    min_chars_instruct: int = 4
+    max_chars_instruct: int = 40000
+    min_chars_text: int = 100
+    max_chars_text: int = 2_000_000
+    # Gopher-style repetition thresholds (fractions of the document)
+    max_dup_line_frac: float = 0.30
+    max_dup_para_frac: float = 0.30
+    max_dup_line_char_frac: float = 0.20
+    max_dup_para_char_frac: float = 0.20
+    max_top_ngram_frac: dict[int, float] = {2: 0.20, 3: 0.18, 4: 0.16}
+    ngram_min_words: int = 100  # the word n-gram rules judge documents of at least this many words
+    # character n-gram rule for text without spaces (HojiChar-style)
+    char_ngram: int = 5
+    max_char_ngram_top_frac: float = 0.33
+    repetition_min_chars: int = 200  # shorter texts are not judged for repetition
+
+
+class OutputSpec(_Strict):
+    shard_rows: int = Field(default=100_000, gt=0)
+
+
+class Recipe(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    sources: list[SourceSpec] = Field(min_length=1)
+    languages: list[str] = ["ja", "en"]
+    dedup: DedupSpec = DedupSpec()
+    split: SplitSpec = SplitSpec()
+    license_policy: LicensePolicy | None = None
+    clean: CleanSpec = CleanSpec()
+    output: OutputSpec = OutputSpec()
+    generate: dict[str, Any] | None = None  # validated by the generate stage
+    train: dict[str, Any] | None = None  # validated by the train stage
+    schedule: dict[str, Any] | None = None
+    runtime: dict[str, Any] | None = None
+
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder that relative paths of this recipe start from (the recipe file's folder)."""
+        return self._base_dir
+
+    def resolve(self, relpath: str) -> Path:
+        p = Path(relpath)
+        return p if p.is_absolute() else self._base_dir / p
+
+    @field_validator("languages")
+    @classmethod
+    def _lower(cls, v: list[str]) -> list[str]:
+        return [x.lower() for x in v]
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Recipe:
+        seen: set[str] = set()
+        for s in self.sources:
+            if s.name in seen:
+                raise ValueError(f"duplicate source name {s.name!r}")
+            seen.add(s.name)
+        return self
+
+    def source(self, name: str) -> SourceSpec:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+def _first_error(path: Path, err: ValidationError) -> str:
+    e = err.errors()[0]
+    loc = ".".join(str(p) for p in e["loc"])
+    if e["type"] == "extra_forbidden":
+        return f"{path}: unknown recipe key '{loc}'"
+    if e["type"] == "missing":
+        return f"{path}: missing recipe key '{loc}'"
+    return f"{path}: recipe key '{loc}': {e['msg']}"
+
+
+def parse_recipe(data: Any, path: Path, base_dir: Path | None = None) -> Recipe:
+    """Validate recipe data; relative paths start from ``base_dir`` (default: the recipe's folder)."""
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe must be a YAML mapping")
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as err:
+        raise RecipeError(_first_error(path, err)) from None
+    recipe._base_dir = (base_dir or path.parent).resolve()
+    return recipe
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: recipe file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise RecipeError(f"{path}: cannot read recipe: {err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise RecipeError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+    return parse_recipe(data, path)
