@@ -1,21 +1,25 @@
-"""Repetition measures (Gopher-style and character n-gram) shared by the filters and, later, generation.
+"""Repetition measures shared by the cleaning filters and (later) the generation loop guard.
 
-All functions are pure and work on normalised text. Fractions follow Rae et al. 2021 (Gopher):
-duplicate lines / paragraphs (by count and by characters) and the share of characters covered by the most
-frequent word n-gram; for text without spaces, the HojiChar-style share of the top-k character n-grams.
+All functions are pure and work on normalised text. Line/paragraph and word n-gram fractions follow
+Rae et al. 2021 (Gopher). For text without spaces the word rules do nothing, so a character rule judges
+every language: the share of character n-grams (n=10 by default) that repeat an earlier one. A loop
+("こんちには。こんにちは。" again and again) scores near 1; natural text stays low.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 
 _NO_SPACE_LANGS = frozenset({"ja", "zh", "ko", "th"})
 
 
 def duplicate_fractions(parts: list[str]) -> tuple[float, float]:
-    """(share of parts that repeat an earlier part, share of characters in those repeats)."""
-    parts = [p for p in parts if p.strip()]
+    """(share of parts that repeat an earlier part, share of characters in those repeats).
+
+    Parts shorter than 3 characters after stripping ("}", "-") are ignored.
+    """
+    parts = [p.strip() for p in parts]
+    parts = [p for p in parts if len(p) >= 3]
     if len(parts) < 2:
         return 0.0, 0.0
     seen: set[str] = set()
@@ -42,28 +46,29 @@ def top_word_ngram_fraction(words: list[str], n: int) -> float:
     return freq * sum(len(w) for w in gram) / max(total, 1)
 
 
-def char_ngram_top_fraction(text: str, n: int = 5) -> float:
-    """Share of all character n-gram occurrences taken by the top sqrt(#distinct) n-grams (HojiChar)."""
-    if len(text) < n:
-        return 0.0
-    counts = Counter(map("".join, zip(*(text[i:] for i in range(n)), strict=False)))
+def dup_char_ngram_fraction(text: str, n: int = 10) -> float:
+    """Share of the character n-grams of ``text`` that repeat an earlier one (0 = none, ~1 = a loop)."""
     total = len(text) - n + 1
-    k = max(1, int(math.sqrt(len(counts))))
-    top = sum(f for _, f in counts.most_common(k))
-    if top <= k:  # every top n-gram occurs once: nothing repeats
+    if total <= 1:
         return 0.0
-    return top / total
+    return 1.0 - len({text[i : i + n] for i in range(total)}) / total
 
 
 def repetition_reason(text: str, lang: str | None, c) -> str | None:
     """The first repetition rule ``text`` breaks, as "rule=value", or None. ``c`` is a CleanSpec."""
+    if len(text) < c.dup_char_min_chars:
+        return None
+    frac = dup_char_ngram_fraction(text, c.dup_char_ngram)
+    if frac > c.max_dup_char_ngram_frac:
+        return f"dup_char_{c.dup_char_ngram}gram_frac={frac:.2f}"
     if len(text) < c.repetition_min_chars:
         return None
-    frac, char_frac = duplicate_fractions(text.split("\n"))
-    if frac > c.max_dup_line_frac:
-        return f"dup_line_frac={frac:.2f}"
-    if char_frac > c.max_dup_line_char_frac:
-        return f"dup_line_char_frac={char_frac:.2f}"
+    if "\n" in text:
+        frac, char_frac = duplicate_fractions(text.split("\n"))
+        if frac > c.max_dup_line_frac:
+            return f"dup_line_frac={frac:.2f}"
+        if char_frac > c.max_dup_line_char_frac:
+            return f"dup_line_char_frac={char_frac:.2f}"
     if "\n\n" in text:
         frac, char_frac = duplicate_fractions(text.split("\n\n"))
         if frac > c.max_dup_para_frac:
@@ -71,9 +76,6 @@ def repetition_reason(text: str, lang: str | None, c) -> str | None:
         if char_frac > c.max_dup_para_char_frac:
             return f"dup_para_char_frac={char_frac:.2f}"
     if lang in _NO_SPACE_LANGS:
-        ratio = char_ngram_top_fraction(text, c.char_ngram)
-        if ratio >= c.max_char_ngram_top_frac:
-            return f"char_{c.char_ngram}gram_top_frac={ratio:.2f}"
         return None
     words = text.split()
     if len(words) < c.ngram_min_words:

@@ -1,0 +1,123 @@
+from collections import Counter
+
+import pytest
+from conftest import SAMPLES
+
+from pipeline.clean.filters import FILTERS, Filter, FilterContext
+from pipeline.clean.langid import detect, langdetect_lang
+from pipeline.clean.normalize import normalize_text
+from pipeline.clean.stage import CleanStage
+from pipeline.records import instruct_row, lineage, text_row
+from schemas.recipe import CleanSpec, LicensePolicy
+
+JA_PARA = (SAMPLES / "ja_prose" / "jsquad_valid_wikipedia_paragraphs.sample.txt").read_text().splitlines()
+
+
+def test_normalize_nfkc_width_and_whitespace_but_keeps_indentation():
+    assert normalize_text("ｶﾀｶﾅ ＡＢＣ１２３") == "カタカナ ABC123"
+    assert normalize_text("a\r\nb\rc") == "a\nb\nc"
+    assert normalize_text("x  \t\ny\n\n\n\n\nz\u200b\x07") == "x\ny\n\nz"
+    code = "def f():\n    return 1"
+    assert normalize_text(code + "   \n") == code
+    assert normalize_text("である") == "である"  # voicing marks survive
+
+
+@pytest.mark.parametrize("pair, lang", [("jpn", "ja"), ("cmn", "zh"), ("kor", "ko")])
+def test_language_id_on_tatoeba_lines(pair, lang):
+    lines = (SAMPLES / "cjk_lines" / f"tatoeba_eng-{pair}.sample.tsv").read_text().splitlines()
+    got = Counter(detect(line.split("\t")[1]) for line in lines)
+    eng = Counter(detect(line.split("\t")[0]) for line in lines)
+    assert got == {lang: len(lines)}
+    assert eng == {"en": len(lines)}
+
+
+def test_han_without_kana_is_not_japanese_and_langdetect_is_deterministic():
+    assert detect("東京都庁") == "zh"
+    assert detect("東京都に行きます") == "ja"
+    text = "Ceci est une phrase en français, assez longue pour être reconnue."
+    assert detect(text) == "fr"
+    assert {langdetect_lang(text) for _ in range(5)} == {"fr"}
+    assert detect("1234 + 5678") == "und"
+
+
+def row(instruction="Say hello in Japanese.", inp="", output="こんにちは。", **kw):
+    return instruct_row(lineage("s", "f.json", 0, "mit"), instruction, inp, output)
+
+
+def run(r, **clean):
+    stage = CleanStage(FilterContext(CleanSpec(**clean), frozenset({"ja", "en"})))
+    [out] = list(stage([r]))
+    return out, stage.counts
+
+
+def test_clean_row_is_normalised_and_lang_set():
+    out, counts = run(row(output="ｺﾝﾆﾁﾊ！ hello"))
+    assert out["output"] == "コンニチハ! hello" and out["lang"] == "en" and not counts
+
+
+@pytest.mark.parametrize(
+    "r, reason",
+    [
+        (row(instruction="  "), "empty_instruction"),
+        (row(output="\n"), "empty_output"),
+        (row(instruction="这是什么", output="这是一本书"), "lang:zh"),
+        (row(instruction="は", output="い"), "too_short"),
+        (row(output="これは長い文章です。" * 5000), "too_long"),
+    ],
+)
+def test_each_filter_reason(r, reason):
+    out, counts = run(r)
+    assert (out["stage"], out["reason"]) == ("filter", reason)
+    assert sum(counts.values()) == 1
+
+
+def test_repetition_duplicate_lines_english():
+    tsv = (SAMPLES / "cjk_lines" / "tatoeba_eng-jpn.sample.tsv").read_text().splitlines()
+    lines = [line.split("\t")[0] for line in tsv[:40:5]]  # 8 different English sentences
+    out, _ = run(row(output="\n".join(lines + ["OK then."] * 5)))
+    assert out["reason"] == "repetition" and out["detail"].startswith("dup_line_frac=")
+
+
+def test_repetition_char_ngrams_japanese_loop_and_clean_paragraphs_kept():
+    loop = "こんちには。こんにちは。" * 30
+    out, _ = run(row(instruction="挨拶してください。", output=loop))
+    assert out["reason"] == "repetition" and out["detail"] == "dup_char_10gram_frac=0.97"
+    kept = [run(row(instruction="要約してください。", output=p))[0] for p in JA_PARA[:100]]
+    assert [k.get("reason") for k in kept if "stage" in k] == []
+
+
+def test_repetition_top_word_ngram_on_long_english_text():
+    text = " ".join(["buy cheap watches now"] * 40 + ["and many other words that differ here"] * 2)
+    r = text_row(lineage("s", "f", 0, "mit"), text)
+    out, _ = run(r)
+    assert out["reason"] == "repetition"
+
+
+def test_short_answers_are_not_judged_for_repetition():
+    out, _ = run(row(instruction="Repeat yes twice.", output="yes yes"))
+    assert "stage" not in out
+
+
+def test_license_policy_rejects_row_with_stage_license():
+    stage = CleanStage(FilterContext(), LicensePolicy(allow=["apache-2.0"]))
+    [out] = list(stage([row()]))
+    assert (out["stage"], out["reason"], out["detail"]) == ("license", "license_not_allowed", "mit")
+
+
+def test_filter_exception_rejects_the_row_not_the_run():
+    def broken(r, ctx):
+        raise ValueError("boom")
+
+    stage = CleanStage(FilterContext(), filters=[Filter("broken", 0, broken), *FILTERS])
+    out = list(stage([row(), row(output="fine")]))
+    assert [o["reason"] for o in out] == ["filter_error:broken"] * 2
+    assert out[0]["detail"] == "ValueError: boom"
+    assert stage.counts == {"broken:filter_error:broken": 2}
+
+
+def test_reject_keeps_the_original_record_verbatim():
+    out, _ = run(row(instruction="ｱ", output="ｲ"))
+    import json
+
+    assert out["reason"] == "too_short"
+    assert json.loads(out["record"])["instruction"] == "ｱ"
