@@ -14,7 +14,12 @@ from rich.table import Table
 from pipeline.errors import PipelineError
 from schemas.recipe import RecipeError, load_recipe
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Build instruction-tuning datasets.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Build instruction-tuning datasets.",
+)
 err_console = Console(stderr=True)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +53,9 @@ def preflight(recipe_path: Path):
 @app.command()
 def build(
     recipe: Annotated[Path, typer.Argument(help="recipe YAML")] = DEFAULT_RECIPE,
-    out: Annotated[Path | None, typer.Option("--out", help="output directory (default data/out/NAME)")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="output directory (default data/out/NAME)")
+    ] = None,
 ) -> None:
     """Read, clean, deduplicate and write the sources of RECIPE as Parquet shards."""
     try:

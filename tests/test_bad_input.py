@@ -57,7 +57,12 @@ def base_recipe(path: str, kind: str = "alpaca", **extra) -> dict:
         (base_recipe("data/*.json", kind="csv"), "source 'a': unknown kind 'csv'"),
         ({**base_recipe("data/*.json"), "dedupe": {"exact": True}}, "unknown recipe key 'dedupe'"),
         (
-            {"name": "t", "sources": [{"name": "a", "kind": "alpaca", "path": "data/*.json", "license": "mit", "prio": 1}]},
+            {
+                "name": "t",
+                "sources": [
+                    {"name": "a", "kind": "alpaca", "path": "data/*.json", "license": "mit", "prio": 1}
+                ],
+            },
             "unknown recipe key 'sources.0.prio'",
         ),
     ],

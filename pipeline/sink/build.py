@@ -53,7 +53,9 @@ class StagingDir:
             shutil.rmtree(old)
 
 
-def count(recipe: Recipe, kept: list[Row], rejects: list[Row], read: dict[str, int]) -> dict[str, SourceCounts]:
+def count(
+    recipe: Recipe, kept: list[Row], rejects: list[Row], read: dict[str, int]
+) -> dict[str, SourceCounts]:
     counts = {s.name: SourceCounts() for s in recipe.sources}
     for row in kept:
         counts[row["source"]].kept += 1
@@ -64,7 +66,9 @@ def count(recipe: Recipe, kept: list[Row], rejects: list[Row], read: dict[str, i
         c.rejected = dict(sorted(rej[name].items()))
         c.read = read.get(name, 0)
         if c.read != c.kept + sum(c.rejected.values()):
-            raise AccountingError(f"source {name}: read {c.read} != kept {c.kept} + rejected {sum(c.rejected.values())}")
+            raise AccountingError(
+                f"source {name}: read {c.read} != kept {c.kept} + rejected {sum(c.rejected.values())}"
+            )
     return counts
 
 
@@ -88,16 +92,25 @@ def write_build(
     for table in ("instruct", "text"):
         for split in ("train", "validation"):
             shards += write_shards(
-                out_dir, table, split, tables.get((table, split), []), TABLE_SCHEMAS[table], recipe.output.shard_rows
+                out_dir,
+                table,
+                split,
+                tables.get((table, split), []),
+                TABLE_SCHEMAS[table],
+                recipe.output.shard_rows,
             )
-    shards += write_shards(out_dir, "rejects", "rejects", rejects, TABLE_SCHEMAS["rejects"], recipe.output.shard_rows)
+    shards += write_shards(
+        out_dir, "rejects", "rejects", rejects, TABLE_SCHEMAS["rejects"], recipe.output.shard_rows
+    )
     manifest = Manifest(
         schema_version=SCHEMA_VERSION,
         name=recipe.name,
         recipe=recipe.model_dump(mode="json"),
         recipe_sha256=recipe.sha256(),
         inputs=inputs,
-        shards=[Shard(path=s.path, table=s.table, split=s.split, rows=s.rows, sha256=s.sha256) for s in shards],
+        shards=[
+            Shard(path=s.path, table=s.table, split=s.split, rows=s.rows, sha256=s.sha256) for s in shards
+        ],
         counts=counts,
         stages=stage_counts or {},
     )

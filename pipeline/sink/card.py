@@ -16,7 +16,10 @@ def dataset_card(manifest: Manifest, licenses: Counter, languages: Counter) -> s
         if not splits:
             continue
         data_files = [
-            {"split": split, "path": f"{table}/{split}-*.parquet" if table != "rejects" else "rejects/rejects-*.parquet"}
+            {
+                "split": split,
+                "path": f"{table}/{split}-*.parquet" if table != "rejects" else "rejects/rejects-*.parquet",
+            }
             for split in splits
         ]
         configs.append({"config_name": table, "data_files": data_files})
@@ -31,8 +34,14 @@ def dataset_card(manifest: Manifest, licenses: Counter, languages: Counter) -> s
         header["license_name"] = "mixed"
         header["license_details"] = "per-row `license` column: " + ", ".join(lic)
     lines = ["---", yaml.safe_dump(header, sort_keys=False, allow_unicode=True).strip(), "---", ""]
-    lines += [f"# {manifest.name}", "", "Built by instruct-pipeline. Every row carries its lineage: `id`, `source`,"]
-    lines += ["`source_file`, `source_index`, `license`, `lang`. Rejected records, with their reason, are in the"]
+    lines += [
+        f"# {manifest.name}",
+        "",
+        "Built by instruct-pipeline. Every row carries its lineage: `id`, `source`,",
+    ]
+    lines += [
+        "`source_file`, `source_index`, `license`, `lang`. Rejected records, with their reason, are in the"
+    ]
     lines += ["`rejects` config. The licence is per row; respect each row's licence.", ""]
     lines += ["## Counts", "", "| source | read | kept | rejected |", "|---|---:|---:|---:|"]
     for name, c in manifest.counts.items():

@@ -72,5 +72,7 @@ def write_shards(
                 t, tmp, compression="zstd", use_dictionary=True, write_statistics=True, row_group_size=50_000
             ),
         )
-        written.append(WrittenShard(rel, table, split if table != "rejects" else None, len(chunk), sha256_of(path)))
+        written.append(
+            WrittenShard(rel, table, split if table != "rejects" else None, len(chunk), sha256_of(path))
+        )
     return written

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import importlib
+import os
 import pkgutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -77,17 +78,14 @@ def expand(recipe: Recipe, spec: SourceSpec) -> list[InputFile]:
                 source=spec.name,
                 path=f,
                 rel=f.relative_to(root).as_posix(),
-                recipe_rel=_relative(f, recipe.base_dir),
+                recipe_rel=f.as_posix() if Path(spec.path).is_absolute() else _relative(f, recipe.base_dir),
             )
         )
     return out
 
 
 def _relative(path: Path, base: Path) -> str:
-    try:
-        return path.resolve().relative_to(base.resolve()).as_posix()
-    except ValueError:
-        return path.resolve().as_posix()
+    return Path(os.path.relpath(path, base)).as_posix()
 
 
 def read_file(f: InputFile, spec: SourceSpec, base_dir: Path) -> Iterator[Row]:
@@ -117,6 +115,11 @@ def read_source(recipe: Recipe, spec: SourceSpec) -> SourceRead:
         before = len(rows)
         rows.extend(read_file(f, spec, recipe.base_dir))
         inputs.append(
-            {"source": spec.name, "path": f.recipe_rel, "sha256": sha256_file(f.path), "records": len(rows) - before}
+            {
+                "source": spec.name,
+                "path": f.recipe_rel,
+                "sha256": sha256_file(f.path),
+                "records": len(rows) - before,
+            }
         )
     return SourceRead(rows, inputs)

@@ -101,7 +101,9 @@ def iter_json_records(path: Path, rel: str, spec: SourceSpec) -> Iterator[tuple[
         yield from iter_jsonl(path, rel, spec)
 
 
-def require_fields(lin: Row, obj: Any, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> Row | None:
+def require_fields(
+    lin: Row, obj: Any, required: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> Row | None:
     """Return a reject when ``obj`` is not an object with string ``required`` fields, else None."""
     if not isinstance(obj, dict):
         return reject(lin, "parse", "missing_field", f"record is {type(obj).__name__}, not an object", obj)

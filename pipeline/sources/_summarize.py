@@ -44,4 +44,6 @@ def summarization_row(lin: Row, body: str, abstract: str, budget: int, meta: dic
     lang = detect(abstract)
     options = TEMPLATES.get(lang, TEMPLATES["en"])
     pick = xxhash.xxh32_intdigest(lin["id"].encode()) % len(options)
-    return instruct_row(lin, options[pick], truncate(body, budget), abstract.strip(), "summarization", meta=meta)
+    return instruct_row(
+        lin, options[pick], truncate(body, budget), abstract.strip(), "summarization", meta=meta
+    )

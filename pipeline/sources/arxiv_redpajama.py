@@ -53,7 +53,11 @@ def _load(stamp: tuple[tuple[str, int, int], ...]) -> dict[str, dict]:
                 rec = json.loads(line)
             except (json.JSONDecodeError, UnicodeDecodeError) as err:
                 raise InputFileError(f, f"line {lineno}: not a JSON metadata record: {err}") from None
-            if isinstance(rec, dict) and isinstance(rec.get("id"), str) and isinstance(rec.get("abstract"), str):
+            if (
+                isinstance(rec, dict)
+                and isinstance(rec.get("id"), str)
+                and isinstance(rec.get("abstract"), str)
+            ):
                 index[normalise_id(rec["id"])] = rec
     return index
 
@@ -77,7 +81,11 @@ def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row
             yield reject(row, "parse", "no_abstract", f"no metadata record for arXiv id {arxiv_id}")
             continue
         lin = {k: row[k] for k in ("id", "source", "source_file", "source_index", "license", "lang")}
-        info = {"arxiv_id": normalise_id(arxiv_id), "paper_license": rec.get("license"), "title": rec.get("title")}
+        info = {
+            "arxiv_id": normalise_id(arxiv_id),
+            "paper_license": rec.get("license"),
+            "title": rec.get("title"),
+        }
         yield summarization_row(lin, row["text"], rec["abstract"], spec.max_body_chars, info)
 
 

@@ -25,4 +25,6 @@ def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row
             yield bad
             continue
         meta = {k: v for k, v in obj.items() if k not in ("instruction", "context", "response")}
-        yield instruct_row(lin, obj["instruction"], obj.get("context") or "", obj["response"], "general", meta=meta)
+        yield instruct_row(
+            lin, obj["instruction"], obj.get("context") or "", obj["response"], "general", meta=meta
+        )

@@ -44,5 +44,8 @@ def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row
         meta = parse_meta(obj.get("meta"))
         extra = {k: v for k, v in obj.items() if k not in (key, "meta")}
         if extra:
-            meta = {**(meta if isinstance(meta, dict) else {"meta": meta} if meta is not None else {}), **extra}
+            meta = {
+                **(meta if isinstance(meta, dict) else {"meta": meta} if meta is not None else {}),
+                **extra,
+            }
         yield text_row(lin, obj[key], meta)

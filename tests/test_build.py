@@ -1,0 +1,172 @@
+"""The build flow end to end, under Prefect's test harness, on the shipped samples plus planted problems."""
+
+import hashlib
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from conftest import DEFAULT_RECIPE, SAMPLES, write_recipe
+
+from pipeline.clean.normalize import dedup_key_text, normalize_text
+
+
+def recipe_with_planted(tmp_path: Path) -> Path:
+    """The default recipe (paths made absolute) plus a source with duplicates, bad lines and a loop."""
+    data = yaml.safe_load(DEFAULT_RECIPE.read_text())
+    for s in data["sources"]:
+        s["path"] = str((DEFAULT_RECIPE.parent / s["path"]).resolve())
+        if "metadata" in s:
+            s["metadata"] = str((DEFAULT_RECIPE.parent / s["metadata"]).resolve())
+    ja = json.loads((SAMPLES / "japanese_alpaca" / "alpaca_data_ja.sample.json").read_text())
+    (tmp_path / "planted").mkdir()
+    lines = [json.dumps(ja[0], ensure_ascii=False), "{not json", json.dumps({"instruction": "x"})]
+    lines.append(json.dumps({**ja[1], "output": ja[1]["output"].upper() + "  "}, ensure_ascii=False))
+    lines.append(
+        json.dumps(
+            {"instruction": "挨拶して", "input": "", "output": "こんにちは。" * 40}, ensure_ascii=False
+        )
+    )
+    lines.append(
+        json.dumps({"instruction": "这是什么?", "input": "", "output": "这是一本书。"}, ensure_ascii=False)
+    )
+    (tmp_path / "planted" / "p.jsonl").write_text("\n".join(lines) + "\n")
+    data["sources"].append(
+        {
+            "name": "planted",
+            "kind": "alpaca",
+            "path": str(tmp_path / "planted" / "*.jsonl"),
+            "license": "apache-2.0",
+        }
+    )
+    return write_recipe(tmp_path, data)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, prefect_harness):
+    from flows.build import build_flow
+
+    tmp = tmp_path_factory.mktemp("build")
+    recipe = recipe_with_planted(tmp)
+    build_flow(str(recipe), str(tmp / "out1"))
+    build_flow(str(recipe), str(tmp / "out2"))
+    return tmp
+
+
+def rows_of(out: Path, table: str) -> list[dict]:
+    files = sorted((out / table).glob("*.parquet"))
+    return [r for f in files for r in pq.read_table(f).to_pylist()]
+
+
+def test_every_input_record_lands_exactly_once(built):
+    out = built / "out1"
+    manifest = json.loads((out / "manifest.json").read_text())
+    data = rows_of(out, "instruct") + rows_of(out, "text")
+    rejects = rows_of(out, "rejects")
+    seen = Counter((r["source"], r["source_file"], r["source_index"]) for r in data + rejects)
+    assert max(seen.values()) == 1
+    expected = set()
+    for inp in manifest["inputs"]:
+        rel = Path(inp["path"]).name
+        expected |= {(inp["source"], rel, i) for i in range(inp["records"])}
+    assert set(seen) == expected
+    assert sum(i["records"] for i in manifest["inputs"]) == len(data) + len(rejects) == 861
+    for name, c in manifest["counts"].items():
+        assert c["read"] == c["kept"] + sum(c["rejected"].values())
+        assert c["kept"] == sum(1 for r in data if r["source"] == name)
+        assert c["rejected"] == dict(Counter(r["reason"] for r in rejects if r["source"] == name))
+    assert len({r["id"] for r in data + rejects}) == len(data) + len(rejects)
+
+
+def test_planted_problems_become_the_right_rejects(built):
+    rejects = [r for r in rows_of(built / "out1", "rejects") if r["source"] == "planted"]
+    got = sorted((r["source_index"], r["stage"], r["reason"]) for r in rejects)
+    assert got == [
+        (0, "dedup", "duplicate_exact"),
+        (1, "parse", "parse_error"),
+        (2, "parse", "missing_field"),
+        (3, "dedup", "duplicate_exact"),  # differs only in case and trailing spaces
+        (4, "filter", "repetition"),
+        (5, "filter", "lang:zh"),
+    ]
+    dup = next(r for r in rejects if r["reason"] == "duplicate_exact" and r["source_index"] == 0)
+    data = {r["id"]: r for r in rows_of(built / "out1", "instruct")}
+    assert data[dup["duplicate_of"]]["source"] == "alpaca_ja"  # priority 10 beats the planted source's 0
+    assert rejects[[r["source_index"] for r in rejects].index(1)]["record"] == "{not json"
+
+
+def test_kept_rows_are_clean_unique_licensed_and_in_language(built):
+    out = built / "out1"
+    recipe = yaml.safe_load((built / "recipe.yaml").read_text())
+    licenses = {s["name"]: s["license"] for s in recipe["sources"]}
+    data = rows_of(out, "instruct") + rows_of(out, "text")
+    for r in data:
+        assert r["lang"] in ("ja", "en")
+        assert r["license"] == licenses[r["source"]]
+        for k in ("instruction", "input", "output", "text"):
+            if k in r:
+                assert r[k] == normalize_text(r[k])
+    keys = [
+        dedup_key_text(r["text"])
+        if "text" in r
+        else "\x1f".join(dedup_key_text(r[k]) for k in ("instruction", "input", "output"))
+        for r in data
+    ]
+    assert len(set(keys)) == len(keys)
+    assert sum(1 for r in data if r["source"] == "planted") == 0
+
+
+def test_manifest_lists_every_parquet_file_with_its_sha256(built):
+    out = built / "out1"
+    manifest = json.loads((out / "manifest.json").read_text())
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.parquet"))
+    assert sorted(s["path"] for s in manifest["shards"]) == files
+    for s in manifest["shards"]:
+        assert hashlib.sha256((out / s["path"]).read_bytes()).hexdigest() == s["sha256"]
+        assert pq.read_metadata(out / s["path"]).num_rows == s["rows"]
+    assert manifest["recipe_sha256"] and manifest["schema_version"] == "1.0"
+    assert not list(built.glob(".out1*"))  # no staging directory left behind
+
+
+def test_two_runs_are_byte_identical(built):
+    a, b = built / "out1", built / "out2"
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    for f in files:
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
+
+
+def test_split_is_about_five_percent_and_datasets_loads_it(built):
+    from datasets import load_dataset
+
+    out = built / "out1"
+    ds = load_dataset(
+        "parquet", data_files={"train": str(out / "instruct" / "train-*.parquet")}, split="train"
+    )
+    val = rows_of(out, "instruct")
+    n_val = len(pq.read_table(out / "instruct" / "validation-00000-of-00001.parquet"))
+    assert len(ds) + n_val == len(val)
+    assert 0.02 < n_val / len(val) < 0.09
+    by_config = load_dataset(str(out), "instruct")
+    assert set(by_config) == {"train", "validation"} and len(by_config["validation"]) == n_val
+    text = load_dataset(str(out), "text")
+    assert len(text["train"]) + len(text.get("validation", [])) == len(rows_of(out, "text"))
+
+
+def test_cli_build_and_inspect_on_default_recipe(built, tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["build", str(DEFAULT_RECIPE), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["counts"]["alpaca_ja"] == {"read": 300, "kept": 300, "rejected": {}}
+    assert manifest["inputs"][0]["path"] == "../samples/japanese_alpaca/alpaca_data_ja.sample.json"
+    res = runner.invoke(app, ["inspect", str(tmp_path / "o")])
+    assert res.exit_code == 0 and "alpaca_ja" in res.output and "855" in res.output
+    shutil.rmtree(tmp_path / "o")
