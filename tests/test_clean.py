@@ -121,3 +121,27 @@ def test_reject_keeps_the_original_record_verbatim():
 
     assert out["reason"] == "too_short"
     assert json.loads(out["record"])["instruction"] == "ｱ"
+
+
+def test_vectorised_repetition_measures_equal_the_reference_on_samples():
+    import json
+
+    from pipeline.clean import repetition as R
+
+    texts = [
+        json.loads(line)["text"] for line in (SAMPLES / "redpajama_format" / "wikipedia_sample.jsonl").open()
+    ]
+    texts += [
+        json.loads(line)["context"]
+        for line in (SAMPLES / "dolly_15k" / "databricks-dolly-15k.sample.jsonl").open()
+    ]
+    texts += ["buy cheap watches now " * 50, "こんちには。こんにちは。" * 40]
+    for t in texts:
+        n = len(t) - 9
+        if n > 1:
+            assert R.dup_char_ngram_fraction(t, 10) == pytest.approx(
+                1 - len({t[i : i + 10] for i in range(n)}) / n
+            )
+        words = t.split()
+        fast = R.top_word_ngram_fractions(words, [2, 3, 4])
+        assert fast == {k: pytest.approx(R.top_word_ngram_fraction(words, k)) for k in (2, 3, 4)}

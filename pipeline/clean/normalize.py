@@ -40,9 +40,6 @@ def normalize_row(row: Row) -> Row:
     return out
 
 
-_DEDUP_SPACE = re.compile(r"\s+")
-
-
 def dedup_key_text(text: str) -> str:
     """Normalised text for exact dedup: case-folded, all whitespace runs as one space."""
-    return _DEDUP_SPACE.sub(" ", text.casefold()).strip()
+    return " ".join(text.casefold().split())

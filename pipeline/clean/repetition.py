@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
+import pandas as pd
+
 _NO_SPACE_LANGS = frozenset({"ja", "zh", "ko", "th"})
 
 
@@ -35,23 +38,74 @@ def duplicate_fractions(parts: list[str]) -> tuple[float, float]:
 
 
 def top_word_ngram_fraction(words: list[str], n: int) -> float:
-    """Characters covered by the most frequent word n-gram, over all word characters (Gopher)."""
+    """Characters covered by the most frequent word n-gram, over all word characters (Gopher).
+
+    Reference implementation; :func:`top_word_ngram_fractions` computes the same for several n at once.
+    """
     if len(words) < n + 1:
         return 0.0
     counts = Counter(zip(*(words[i:] for i in range(n)), strict=False))
-    gram, freq = counts.most_common(1)[0]
+    freq = max(counts.values())
     if freq < 2:
         return 0.0
     total = sum(len(w) for w in words)
-    return freq * sum(len(w) for w in gram) / max(total, 1)
+    chars = max(sum(len(w) for w in gram) for gram, f in counts.items() if f == freq)  # ties: the longest
+    return freq * chars / max(total, 1)
+
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def top_word_ngram_fractions(words: list[str], ns: list[int]) -> dict[int, float]:
+    """:func:`top_word_ngram_fraction` for each n in ``ns``, vectorised over 64-bit word hashes.
+
+    n-grams are keyed by a 64-bit mix of their words' hashes; a collision could only merge two n-grams
+    and raise a fraction, never hide a repeat (tests compare it with the reference).
+    """
+    out = dict.fromkeys(ns, 0.0)
+    if len(words) < 3:
+        return out
+    codes = np.fromiter(map(hash, words), dtype=np.int64, count=len(words)).view(np.uint64)
+    lens = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+    total = max(int(lens.sum()), 1)
+    for n in ns:
+        m = len(words) - n + 1
+        if m < 2:
+            continue
+        key = codes[:m].copy()
+        for k in range(1, n):
+            key *= _MIX
+            key += codes[k : k + m]
+        _, first, counts = np.unique(key, return_index=True, return_counts=True)
+        freq = int(counts.max())
+        if freq < 2:
+            continue
+        chars = max(int(lens[p : p + n].sum()) for p in first[counts == freq])  # ties: the longest
+        out[n] = freq * chars / total
+    return out
+
+
+_FNV = np.uint64(1099511628211)
+_SHORT = 300  # below this many characters a Python set is faster than numpy
 
 
 def dup_char_ngram_fraction(text: str, n: int = 10) -> float:
-    """Share of the character n-grams of ``text`` that repeat an earlier one (0 = none, ~1 = a loop)."""
+    """Share of the character n-grams of ``text`` that repeat an earlier one (0 = none, ~1 = a loop).
+
+    Long texts hash their n-grams with numpy (a polynomial hash of the code points, 64 bits) and count
+    distinct values with pandas' hash table: 3x faster than a set of slices (benchmarks/build.py).
+    """
     total = len(text) - n + 1
     if total <= 1:
         return 0.0
-    return 1.0 - len({text[i : i + n] for i in range(total)}) / total
+    if len(text) < _SHORT:
+        return 1.0 - len({text[i : i + n] for i in range(total)}) / total
+    a = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
+    h = a[:total].copy()
+    for k in range(1, n):
+        h *= _FNV
+        h += a[k : k + total]
+    return 1.0 - len(pd.unique(h)) / total
 
 
 def repetition_reason(text: str, lang: str | None, c) -> str | None:
@@ -80,8 +134,8 @@ def repetition_reason(text: str, lang: str | None, c) -> str | None:
     words = text.split()
     if len(words) < c.ngram_min_words:
         return None
+    fracs = top_word_ngram_fractions(words, sorted(c.max_top_ngram_frac))
     for n, limit in sorted(c.max_top_ngram_frac.items()):
-        frac = top_word_ngram_fraction(words, n)
-        if frac > limit:
-            return f"top_{n}gram_frac={frac:.2f}"
+        if fracs[n] > limit:
+            return f"top_{n}gram_frac={fracs[n]:.2f}"
     return None
