@@ -1,4 +1,5 @@
-"""The build flow: read each source -> clean (normalise, language, license, filters) -> exact dedup -> write."""
+"""The build flow: read each source -> clean (normalise, language, license, filters) -> exact dedup
+-> near dedup -> write."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from pipeline.clean.stage import CleanStage
 from pipeline.dedup.exact import exact_dedup
+from pipeline.dedup.rows import near_dedup
 from pipeline.records import Row, is_reject
 from pipeline.sink.build import StagingDir, write_build
 from pipeline.sources import SourceRead, read_source
@@ -43,6 +45,15 @@ def dedup_task(recipe: Recipe, rows: list[Row]) -> tuple[list[Row], list[Row]]:
 
 
 @task(cache_policy=NO_CACHE)
+def near_dedup_task(recipe: Recipe, rows: list[Row]) -> tuple[list[Row], list[Row]]:
+    if recipe.dedup.near is False:
+        return rows, []
+    kept, dups = near_dedup(rows, recipe.dedup.near, {s.name: s.priority for s in recipe.sources})
+    get_run_logger().info("near dedup: %d kept, %d near duplicates", len(kept), len(dups))
+    return kept, dups
+
+
+@task(cache_policy=NO_CACHE)
 def write_task(recipe: Recipe, out: Path, kept, rejects, inputs, stages) -> dict:
     with StagingDir(out) as staging:
         manifest = write_build(staging, recipe, kept, rejects, [InputFile(**i) for i in inputs], stages)
@@ -61,5 +72,6 @@ def build_flow(recipe_path: str, out_dir: str) -> dict:
         rejects += dropped
         inputs += got.inputs
         stages[spec.name] = counts
-    kept, dups = dedup_task(recipe, rows)
-    return write_task(recipe, Path(out_dir), kept, rejects + dups, inputs, stages)
+    kept, exact_dups = dedup_task(recipe, rows)
+    kept, near_dups = near_dedup_task(recipe, kept)
+    return write_task(recipe, Path(out_dir), kept, rejects + exact_dups + near_dups, inputs, stages)

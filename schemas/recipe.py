@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -40,8 +40,27 @@ class SourceSpec(_Strict):
     max_body_chars: int = Field(default=12000, gt=0)  # arXiv readers: body character budget
 
 
+class NearDedupSpec(_Strict):
+    threshold: float = Field(default=0.8, gt=0.0, lt=1.0)
+    ngram: int = Field(default=5, ge=1)  # character n-gram size
+    num_perm: int = Field(default=128, ge=8, le=1024)
+    seed: int = 0
+    shingle: Literal["char", "auto"] = "char"  # auto: word n-grams for space-separated languages
+    word_ngram: int = Field(default=3, ge=1)
+
+
 class DedupSpec(_Strict):
     exact: bool = True
+    near: NearDedupSpec | Literal[False] = NearDedupSpec()
+
+    @field_validator("near", mode="before")
+    @classmethod
+    def _near_switch(cls, v: Any) -> Any:
+        if v is True:
+            return {}
+        if v is None:
+            return False
+        return v
 
 
 class SplitSpec(_Strict):

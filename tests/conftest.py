@@ -1,4 +1,5 @@
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,7 @@ import yaml
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the planted near-duplicate set lives there
 SAMPLES = ROOT / "data" / "samples"
 DEFAULT_RECIPE = ROOT / "data" / "recipes" / "default.yaml"
 

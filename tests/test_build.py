@@ -33,6 +33,8 @@ def recipe_with_planted(tmp_path: Path) -> Path:
     lines.append(
         json.dumps({"instruction": "这是什么?", "input": "", "output": "这是一本书。"}, ensure_ascii=False)
     )
+    near = {**ja[7], "output": ja[7]["output"].replace("実際に", "実際の", 1)}  # a one-character edit
+    lines.append(json.dumps(near, ensure_ascii=False))
     (tmp_path / "planted" / "p.jsonl").write_text("\n".join(lines) + "\n")
     data["sources"].append(
         {
@@ -73,7 +75,7 @@ def test_every_input_record_lands_exactly_once(built):
         rel = Path(inp["path"]).name
         expected |= {(inp["source"], rel, i) for i in range(inp["records"])}
     assert set(seen) == expected
-    assert sum(i["records"] for i in manifest["inputs"]) == len(data) + len(rejects) == 861
+    assert sum(i["records"] for i in manifest["inputs"]) == len(data) + len(rejects) == 862
     for name, c in manifest["counts"].items():
         assert c["read"] == c["kept"] + sum(c["rejected"].values())
         assert c["kept"] == sum(1 for r in data if r["source"] == name)
@@ -91,11 +93,18 @@ def test_planted_problems_become_the_right_rejects(built):
         (3, "dedup", "duplicate_exact"),  # differs only in case and trailing spaces
         (4, "filter", "repetition"),
         (5, "filter", "lang:zh"),
+        (6, "dedup", "duplicate_near"),
     ]
     dup = next(r for r in rejects if r["reason"] == "duplicate_exact" and r["source_index"] == 0)
     data = {r["id"]: r for r in rows_of(built / "out1", "instruct")}
     assert data[dup["duplicate_of"]]["source"] == "alpaca_ja"  # priority 10 beats the planted source's 0
     assert rejects[[r["source_index"] for r in rejects].index(1)]["record"] == "{not json"
+    near = next(r for r in rejects if r["reason"] == "duplicate_near")
+    assert (
+        data[near["duplicate_of"]]["source_index"] == 7
+        and data[near["duplicate_of"]]["source"] == "alpaca_ja"
+    )
+    assert float(near["detail"].split("=")[1]) >= 0.8
 
 
 def test_kept_rows_are_clean_unique_licensed_and_in_language(built):

@@ -1,0 +1,248 @@
+"""Near-duplicate detection: MinHash LSH over character n-grams (word n-grams on request), across sources.
+
+Streaming and bounded in memory: signatures are computed a batch at a time and written to disk, one
+file per LSH band plus one row-major file for verification; buckets are then built one band at a time,
+so memory holds one band's keys (about 70 bytes a document), never the corpus or all signatures.
+Candidate pairs (same bucket in some band) are verified by their estimated Jaccard similarity and joined
+by union-find; in each cluster the best-ranked row (higher source priority, then smaller id) is kept and
+the others are reported with the similarity to it. The result depends only on the documents and the
+settings, not on batch sizes or arrival order.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.dedup.minhash import (
+    EMPTY,
+    char_signatures,
+    estimated_jaccard,
+    signature_text,
+    word_signatures,
+    word_tokens,
+)
+
+NO_SPACE_LANGS = frozenset({"ja", "zh", "ko", "th"})
+_P = np.uint64(0x100000001B3)
+
+
+@dataclass(frozen=True)
+class NearDupSettings:
+    threshold: float = 0.8
+    ngram: int = 5  # character n-gram size
+    num_perm: int = 128
+    seed: int = 0
+    shingle: str = "char"  # char: character n-grams for every language; auto: word n-grams for spaced text
+    word_ngram: int = 3
+    batch_size: int = 4096
+
+
+@dataclass(frozen=True)
+class Doc:
+    id: str
+    text: str
+    lang: str | None = None
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    id: str
+    duplicate_of: str
+    similarity: float  # estimated Jaccard similarity to the kept document
+
+
+def _false_rates(threshold: float, b: int, r: int) -> tuple[float, float]:
+    s = np.linspace(0.0, 1.0, 2001)
+    p = 1.0 - (1.0 - s**r) ** b
+    below, above = s <= threshold, s >= threshold
+    fp = np.trapezoid(p[below], s[below])
+    fn = np.trapezoid(1.0 - p[above], s[above])
+    return float(fp), float(fn)
+
+
+@lru_cache(maxsize=32)
+def lsh_params(threshold: float, num_perm: int, fn_weight: float = 0.85) -> tuple[int, int]:
+    """(bands, rows) with bands*rows <= num_perm minimising weighted false positive and negative areas.
+
+    False negatives weigh more than false positives because every candidate pair is verified by its
+    estimated similarity afterwards: a false candidate costs a comparison, a missed one is lost.
+    """
+    best, best_cost = (1, num_perm), float("inf")
+    for b in range(1, num_perm + 1):
+        for r in range(1, num_perm // b + 1):
+            fp, fn = _false_rates(threshold, b, r)
+            cost = (1 - fn_weight) * fp + fn_weight * fn
+            if cost < best_cost - 1e-12:
+                best, best_cost = (b, r), cost
+    return best
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[int, int] = {}
+
+    def find(self, x: int) -> int:
+        root = x
+        while self.parent.get(root, root) != root:
+            root = self.parent[root]
+        while self.parent.get(x, x) != root:
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+class SignatureStore:
+    """Signatures on disk: ``rows.u32`` (row-major, for verification) and ``band-XX.u32`` (band-major)."""
+
+    def __init__(self, workdir: Path, num_perm: int, bands: int, rows: int):
+        self.dir, self.num_perm, self.bands, self.rows = workdir, num_perm, bands, rows
+        self.n = 0
+        self._row_file = open(workdir / "rows.u32", "wb")
+        self._band_files = [open(workdir / f"band-{j:02d}.u32", "wb") for j in range(bands)]
+
+    def add(self, sig: np.ndarray) -> None:
+        self._row_file.write(np.ascontiguousarray(sig).tobytes())
+        for j, f in enumerate(self._band_files):
+            f.write(np.ascontiguousarray(sig[:, j * self.rows : (j + 1) * self.rows]).tobytes())
+        self.n += len(sig)
+
+    def close(self) -> None:
+        for f in [self._row_file, *self._band_files]:
+            f.close()
+        self._fd = os.open(self.dir / "rows.u32", os.O_RDONLY)
+
+    def band(self, j: int) -> np.ndarray:
+        return np.fromfile(self.dir / f"band-{j:02d}.u32", dtype=np.uint32).reshape(self.n, self.rows)
+
+    def row(self, i: int) -> np.ndarray:
+        size = self.num_perm * 4
+        return np.frombuffer(os.pread(self._fd, size, i * size), dtype=np.uint32)
+
+    def release(self) -> None:
+        if hasattr(self, "_fd"):
+            os.close(self._fd)
+
+
+def _batches(docs: Iterable[Doc], size: int) -> Iterator[list[Doc]]:
+    batch: list[Doc] = []
+    for d in docs:
+        batch.append(d)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def signatures_for(batch: list[Doc], s: NearDupSettings) -> np.ndarray:
+    """(len(batch), num_perm) signatures; char or word shingles chosen per document by ``s.shingle``."""
+    words = [s.shingle == "auto" and (d.lang or "") not in NO_SPACE_LANGS for d in batch]
+    sig = np.empty((len(batch), s.num_perm), dtype=np.uint32)
+    char_idx = [i for i, w in enumerate(words) if not w]
+    word_idx = [i for i, w in enumerate(words) if w]
+    if char_idx:
+        texts = [signature_text(batch[i].text) for i in char_idx]
+        sig[char_idx] = char_signatures(texts, s.ngram, s.num_perm, s.seed)
+    if word_idx:
+        toks = [word_tokens(batch[i].text) for i in word_idx]
+        sig[word_idx] = word_signatures(toks, s.word_ngram, s.num_perm, s.seed)
+    return sig
+
+
+def near_duplicates(
+    docs: Iterable[Doc], settings: NearDupSettings, workdir: Path | None = None
+) -> list[Duplicate]:
+    """The near-duplicate documents to drop, each with the id of the document kept in its cluster."""
+    s = settings
+    bands, rows = lsh_params(s.threshold, s.num_perm)
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="neardup-") as tmp:
+        store = SignatureStore(Path(tmp), s.num_perm, bands, rows)
+        ids: list[np.ndarray] = []
+        prios: list[np.ndarray] = []
+        for batch in _batches(docs, s.batch_size):
+            store.add(signatures_for(batch, s))
+            ids.append(np.array([d.id for d in batch], dtype="S32"))
+            prios.append(np.array([d.priority for d in batch], dtype=np.int64))
+        store.close()
+        try:
+            if not ids:
+                return []
+            id_arr, prio_arr = np.concatenate(ids), np.concatenate(prios)
+            return _cluster(store, id_arr, prio_arr, s.threshold, bands, rows)
+        finally:
+            store.release()
+
+
+def _band_keys(block: np.ndarray) -> np.ndarray:
+    key = np.zeros(len(block), dtype=np.uint64)
+    for c in range(block.shape[1]):
+        key *= _P
+        key += block[:, c].astype(np.uint64)
+    return key
+
+
+def _cluster(
+    store: SignatureStore, ids: np.ndarray, prios: np.ndarray, threshold: float, bands: int, rows: int
+):
+    uf = _UnionFind()
+    cache: dict[int, np.ndarray] = {}
+
+    def sig(i: int) -> np.ndarray:
+        if i not in cache:
+            cache[i] = store.row(i)
+        return cache[i]
+
+    for j in range(bands):
+        block = store.band(j)
+        usable = np.nonzero(~(block == EMPTY).all(axis=1))[0]  # documents without shingles never match
+        keys = _band_keys(block[usable])
+        del block
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        same = np.nonzero(sorted_keys[1:] == sorted_keys[:-1])[0]
+        if not len(same):
+            continue
+        # runs of equal keys: start where a run begins
+        starts = same[np.r_[True, np.diff(same) > 1]]
+        for start in starts.tolist():
+            end = start + 1
+            while end < len(sorted_keys) and sorted_keys[end] == sorted_keys[start]:
+                end += 1
+            members = usable[order[start:end]].tolist()
+            while len(members) > 1:  # star around the first member; the unmatched form the next star
+                head, rest = members[0], []
+                for m in members[1:]:
+                    if uf.find(m) == uf.find(head):
+                        continue
+                    if estimated_jaccard(sig(head), sig(m)) >= threshold:
+                        uf.union(head, m)
+                    else:
+                        rest.append(m)
+                members = rest
+        cache.clear()
+    groups: dict[int, list[int]] = {}
+    for x in list(uf.parent):
+        root = uf.find(x)
+        groups.setdefault(root, [root]).append(x)
+    out = []
+    for members in groups.values():
+        members = sorted(set(members))
+        winner = min(members, key=lambda i: (-int(prios[i]), ids[i]))
+        wsig = store.row(winner)
+        for m in members:
+            if m != winner:
+                sim = round(estimated_jaccard(wsig, store.row(m)), 4)
+                out.append(Duplicate(ids[m].decode(), ids[winner].decode(), sim))
+    return sorted(out, key=lambda d: d.id)
