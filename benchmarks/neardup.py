@@ -53,7 +53,12 @@ def make_corpus(n: int, seed: int = 0) -> Path:
             lang = "ja" if i % 2 == 0 else "en"
             sep = "" if lang == "ja" else " "
             text = sep.join(rnd.sample(pools[lang], rnd.randint(3, 8)))
-            f.write(json.dumps({"id": f"d{i:07d}", "text": text, "lang": lang, "origin": None}, ensure_ascii=False) + "\n")
+            f.write(
+                json.dumps(
+                    {"id": f"d{i:07d}", "text": text, "lang": lang, "origin": None}, ensure_ascii=False
+                )
+                + "\n"
+            )
             i += 1
             if i < n and rnd.random() < 0.10:
                 kind = rnd.choice(["chars", "chars", "sentence", "width"])
@@ -145,10 +150,11 @@ def run_engine(engine: str, path: Path, result: Path) -> None:
 def evaluate(path: Path, pairs: dict[str, str]) -> dict:
     from pipeline.dedup.minhash import char_jaccard, signature_text
 
-    text = {}
+    text, lang_of = {}, {}
     planted = []
     for r in stream(path):
         text[r["id"]] = r["text"]
+        lang_of[r["id"]] = r["lang"]
         if r["origin"]:
             planted.append((r["origin"], r["id"], r["lang"]))
     parent = {}
@@ -169,7 +175,7 @@ def evaluate(path: Path, pairs: dict[str, str]) -> dict:
             if lg == lang and char_jaccard(signature_text(text[o]), signature_text(text[c]), 5) >= 0.9:
                 high.append((o, c))
         found = sum(find(o) == find(c) for o, c in high)
-        rep = [(a, b) for a, b in pairs.items() if (a in text) and (a.startswith("d")) and _lang(a, path) == lang]
+        rep = [(a, b) for a, b in pairs.items() if lang_of[a] == lang]
         true = [char_jaccard(signature_text(text[a]), signature_text(text[b]), 5) for a, b in rep]
         out[lang] = {
             "recall": found / max(len(high), 1),
@@ -178,16 +184,6 @@ def evaluate(path: Path, pairs: dict[str, str]) -> dict:
             "reported": len(true),
         }
     return out
-
-
-_LANGS: dict[str, str] = {}
-
-
-def _lang(doc_id: str, path: Path) -> str:
-    if not _LANGS:
-        for r in stream(path):
-            _LANGS[r["id"]] = r["lang"]
-    return _LANGS[doc_id]
 
 
 def main() -> None:
@@ -203,8 +199,10 @@ def main() -> None:
     for n in args.docs:
         path = make_corpus(n)
         print(f"\n== {n:,} documents ({path.name}), one core, num_perm=128, threshold 0.8, char 5-grams")
-        print(f"{'engine':11s} {'docs/s':>8s} {'seconds':>8s} {'peak MB':>8s} {'recall ja':>9s} {'recall en':>9s} "
-              f"{'prec ja':>8s} {'prec en':>8s}")
+        print(
+            f"{'engine':11s} {'docs/s':>8s} {'seconds':>8s} {'peak MB':>8s} {'recall ja':>9s} {'recall en':>9s} "
+            f"{'prec ja':>8s} {'prec en':>8s}"
+        )
         rows = {}
         for engine in args.engines:
             result = OUT / f"result-{engine}-{n}.json"
@@ -216,12 +214,16 @@ def main() -> None:
             stats = json.loads(proc.stdout.strip().splitlines()[-1])
             q = evaluate(path, json.loads(result.read_text()))
             rows[engine] = (n / stats["seconds"], stats["rss_mb"])
-            print(f"{engine:11s} {n / stats['seconds']:8,.0f} {stats['seconds']:8.1f} {stats['rss_mb']:8.0f} "
-                  f"{q['ja']['recall']:9.3f} {q['en']['recall']:9.3f} {q['ja']['precision']:8.3f} {q['en']['precision']:8.3f}")
+            print(
+                f"{engine:11s} {n / stats['seconds']:8,.0f} {stats['seconds']:8.1f} {stats['rss_mb']:8.0f} "
+                f"{q['ja']['recall']:9.3f} {q['en']['recall']:9.3f} {q['ja']['precision']:8.3f} {q['en']['precision']:8.3f}"
+            )
         if "ours" in rows:
             for engine, (speed, rss) in rows.items():
                 if engine != "ours":
-                    print(f"ours / {engine}: {rows['ours'][0] / speed:.2f}x docs/s, {rows['ours'][1] / rss:.2f}x peak memory")
+                    print(
+                        f"ours / {engine}: {rows['ours'][0] / speed:.2f}x docs/s, {rows['ours'][1] / rss:.2f}x peak memory"
+                    )
 
 
 if __name__ == "__main__":

@@ -23,25 +23,44 @@ _P = np.uint64(0x100000001B3)  # FNV prime: the polynomial's base
 _S33 = np.uint64(33)
 _S32 = np.uint64(32)
 
-_DROP = re.compile(r"[\W_]+")  # punctuation, symbols and whitespace (letters, digits and marks stay)
+_DROP = re.compile(r"[\W_]+")
+_TABLE_SIZE = 0x30000  # BMP and the supplementary ideographic planes; code points above are dropped
+
+
+def _keep_table() -> np.ndarray:
+    """KEEP[cp]: whether code point cp stays in signature text (letters, digits and combining marks)."""
+    keep = np.zeros(_TABLE_SIZE, dtype=bool)
+    for cp in range(_TABLE_SIZE):
+        ch = chr(cp)
+        if ch.isalnum() or unicodedata.category(ch) in ("Mn", "Mc"):
+            keep[cp] = True
+    return keep
+
+
+KEEP = _keep_table()
+
+
+def folded(text: str) -> str:
+    """NFKC and case folding (spacing voicing marks first made combining, so that NFKC joins them)."""
+    if text.isascii():
+        return text.lower()
+    if "\u309b" in text or "\u309c" in text:
+        text = text.replace("\u309b", "\u3099").replace("\u309c", "\u309a")
+    return unicodedata.normalize("NFKC", text).casefold()
 
 
 def signature_text(text: str) -> str:
-    """Text as the signatures see it: NFKC, case-folded, without punctuation or spaces.
+    """Text as the signatures see it: NFKC, case-folded, only letters, digits and combining marks.
 
-    Spacing voicing marks (゛゜) become combining ones first so that NFKC joins them to their kana:
-    "て゛" and "で" are the same, and である never turns into てある.
+    "て゛" and "で" are the same, and である never turns into てある. :func:`char_signatures` applies the
+    same rule vectorised (the KEEP table) on folded text.
     """
-    if "\u309b" in text or "\u309c" in text:
-        text = text.replace("\u309b", "\u3099").replace("\u309c", "\u309a")
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return _DROP.sub("", text)
+    return "".join(ch for ch in folded(text) if ord(ch) < _TABLE_SIZE and KEEP[ord(ch)])
 
 
 def word_tokens(text: str) -> list[str]:
     """Words as the signatures see them: NFKC, case-folded, punctuation removed."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return [w for w in (_DROP.sub("", t) for t in text.split()) if w]
+    return [w for w in (_DROP.sub("", t) for t in folded(text).split()) if w]
 
 
 def _fmix(h: np.ndarray, seed: int) -> np.ndarray:
@@ -71,9 +90,15 @@ def ngram_hashes(units: np.ndarray, lengths: np.ndarray, n: int, seed: int) -> t
         for k in range(1, n):
             h *= _P
             h += units[k : k + m]
-        doc = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)[:m]
-        valid = np.arange(m, dtype=np.int64) - starts[doc] <= lengths[doc] - n
-        hashes, docs = h[valid], doc[valid]
+        # the last n-1 positions of each document start n-grams that cross into the next one
+        valid = np.ones(m, dtype=bool)
+        ends = starts + lengths
+        for k in range(1, n):
+            pos = ends - k
+            valid[pos[(pos >= starts) & (pos < m)]] = False
+        per_doc = np.maximum(lengths - n + 1, 0)
+        hashes = h[valid]
+        docs = np.repeat(np.arange(len(lengths), dtype=np.int64), per_doc)
     else:
         hashes, docs = np.empty(0, np.uint64), np.empty(0, np.int64)
     short = np.nonzero((lengths > 0) & (lengths < n))[0]
@@ -127,9 +152,17 @@ def oph_signatures(hashes: np.ndarray, docs: np.ndarray, n_docs: int, num_perm: 
 
 
 def char_signatures(texts: list[str], n: int, num_perm: int, seed: int) -> np.ndarray:
-    """Signatures over character n-grams of already-normalised texts (see :func:`signature_text`)."""
-    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    units = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    """Signatures over character n-grams of :func:`signature_text` of each text, vectorised.
+
+    Folding (NFKC, case) is per text; dropping punctuation and spaces is one table lookup for the batch.
+    """
+    folded_texts = [folded(t) for t in texts]
+    lengths = np.fromiter(map(len, folded_texts), dtype=np.int64, count=len(texts))
+    units = np.frombuffer("".join(folded_texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    keep = KEEP[np.minimum(units, _TABLE_SIZE - 1)] & (units < _TABLE_SIZE)
+    doc = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
+    units = units[keep]
+    lengths = np.bincount(doc[keep], minlength=len(texts)).astype(np.int64)
     hashes, docs = ngram_hashes(units, lengths, n, seed)
     return oph_signatures(hashes, docs, len(texts), num_perm, seed)
 

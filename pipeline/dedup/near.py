@@ -24,7 +24,6 @@ from pipeline.dedup.minhash import (
     EMPTY,
     char_signatures,
     estimated_jaccard,
-    signature_text,
     word_signatures,
     word_tokens,
 )
@@ -41,7 +40,7 @@ class NearDupSettings:
     seed: int = 0
     shingle: str = "char"  # char: character n-grams for every language; auto: word n-grams for spaced text
     word_ngram: int = 3
-    batch_size: int = 4096
+    batch_size: int = 2048
 
 
 @dataclass(frozen=True)
@@ -59,15 +58,6 @@ class Duplicate:
     similarity: float  # estimated Jaccard similarity to the kept document
 
 
-def _false_rates(threshold: float, b: int, r: int) -> tuple[float, float]:
-    s = np.linspace(0.0, 1.0, 2001)
-    p = 1.0 - (1.0 - s**r) ** b
-    below, above = s <= threshold, s >= threshold
-    fp = np.trapezoid(p[below], s[below])
-    fn = np.trapezoid(1.0 - p[above], s[above])
-    return float(fp), float(fn)
-
-
 @lru_cache(maxsize=32)
 def lsh_params(threshold: float, num_perm: int, fn_weight: float = 0.85) -> tuple[int, int]:
     """(bands, rows) with bands*rows <= num_perm minimising weighted false positive and negative areas.
@@ -75,13 +65,18 @@ def lsh_params(threshold: float, num_perm: int, fn_weight: float = 0.85) -> tupl
     False negatives weigh more than false positives because every candidate pair is verified by its
     estimated similarity afterwards: a false candidate costs a comparison, a missed one is lost.
     """
+    s = np.linspace(0.0, 1.0, 2001)
+    below, above = s <= threshold, s >= threshold
     best, best_cost = (1, num_perm), float("inf")
     for b in range(1, num_perm + 1):
-        for r in range(1, num_perm // b + 1):
-            fp, fn = _false_rates(threshold, b, r)
-            cost = (1 - fn_weight) * fp + fn_weight * fn
-            if cost < best_cost - 1e-12:
-                best, best_cost = (b, r), cost
+        r = np.arange(1, num_perm // b + 1)
+        p = 1.0 - (1.0 - s[None, :] ** r[:, None]) ** b  # candidate probability per (r, similarity)
+        fp = np.trapezoid(p[:, below], s[below], axis=1)
+        fn = np.trapezoid(1.0 - p[:, above], s[above], axis=1)
+        cost = (1 - fn_weight) * fp + fn_weight * fn
+        i = int(cost.argmin())
+        if cost[i] < best_cost - 1e-12:
+            best, best_cost = (b, int(r[i])), float(cost[i])
     return best
 
 
@@ -153,8 +148,7 @@ def signatures_for(batch: list[Doc], s: NearDupSettings) -> np.ndarray:
     char_idx = [i for i, w in enumerate(words) if not w]
     word_idx = [i for i, w in enumerate(words) if w]
     if char_idx:
-        texts = [signature_text(batch[i].text) for i in char_idx]
-        sig[char_idx] = char_signatures(texts, s.ngram, s.num_perm, s.seed)
+        sig[char_idx] = char_signatures([batch[i].text for i in char_idx], s.ngram, s.num_perm, s.seed)
     if word_idx:
         toks = [word_tokens(batch[i].text) for i in word_idx]
         sig[word_idx] = word_signatures(toks, s.word_ngram, s.num_perm, s.seed)
