@@ -91,7 +91,7 @@ def test_planted_problems_become_the_right_rejects(built):
         (1, "parse", "parse_error"),
         (2, "parse", "missing_field"),
         (3, "dedup", "duplicate_exact"),  # differs only in case and trailing spaces
-        (4, "filter", "repetition"),
+        (4, "filter", "repetition_loop"),
         (5, "filter", "lang:zh"),
         (6, "dedup", "duplicate_near"),
     ]

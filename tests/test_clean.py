@@ -74,14 +74,15 @@ def test_each_filter_reason(r, reason):
 def test_repetition_duplicate_lines_english():
     tsv = (SAMPLES / "cjk_lines" / "tatoeba_eng-jpn.sample.tsv").read_text().splitlines()
     lines = [line.split("\t")[0] for line in tsv[:40:5]]  # 8 different English sentences
-    out, _ = run(row(output="\n".join(lines + ["OK then."] * 5)))
+    mixed = [x for pair in zip(lines, ["OK then."] * 5 + [""] * 3, strict=True) for x in pair if x]
+    out, _ = run(row(output="\n".join(mixed)))
     assert out["reason"] == "repetition" and out["detail"].startswith("dup_line_frac=")
 
 
 def test_repetition_char_ngrams_japanese_loop_and_clean_paragraphs_kept():
-    loop = "こんちには。こんにちは。" * 30
+    loop = "こんちには。こんにちは。" * 30 + "以上です。"  # repetitive, but it does not end in the loop
     out, _ = run(row(instruction="挨拶してください。", output=loop))
-    assert out["reason"] == "repetition" and out["detail"] == "dup_char_10gram_frac=0.97"
+    assert out["reason"] == "repetition" and out["detail"] == "dup_char_10gram_frac=0.95"
     kept = [run(row(instruction="要約してください。", output=p))[0] for p in JA_PARA[:100]]
     assert [k.get("reason") for k in kept if "stage" in k] == []
 
@@ -145,3 +146,27 @@ def test_vectorised_repetition_measures_equal_the_reference_on_samples():
         words = t.split()
         fast = R.top_word_ngram_fractions(words, [2, 3, 4])
         assert fast == {k: pytest.approx(R.top_word_ngram_fraction(words, k)) for k in (2, 3, 4)}
+
+
+def test_loop_filter_rejects_outputs_ending_in_a_loop_and_keeps_clean_ones():
+    out, counts = run(row(instruction="挨拶して", output="こんちには。" + "こんにちは。" * 3))
+    assert (out["reason"], out["detail"]) == (
+        "repetition_loop",
+        "period=6 loop_chars=18 pattern='こんにちは。'",
+    )
+    out, _ = run(row(instruction="Say it", output="Well, " + "I like it. " * 3))
+    assert out["reason"] == "repetition_loop"
+    out, _ = run(row(instruction="Greet twice", output="Hello there. Hello there."))  # two copies are fine
+    assert "stage" not in out
+
+
+def test_guard_cuts_at_the_first_repeat_for_text_and_tokens():
+    from pipeline.clean.repetition import GUARD_CHARS, GUARD_TOKENS, cut_loop
+
+    assert cut_loop("こんちには。こんにちは。こんにちは。こんに", **GUARD_CHARS) == (
+        "こんちには。こんにちは。",
+        6,
+    )
+    assert cut_loop("Answer: I like it. I like it. I like", **GUARD_CHARS) == ("Answer: I like it.", 11)
+    assert cut_loop([7, 1, 2, 3, 1, 2, 3], **GUARD_TOKENS) == ([7, 1, 2, 3], 3)
+    assert cut_loop("no loop here at all", **GUARD_CHARS) == ("no loop here at all", None)

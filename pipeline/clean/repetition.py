@@ -139,3 +139,64 @@ def repetition_reason(text: str, lang: str | None, c) -> str | None:
         if fracs[n] > limit:
             return f"top_{n}gram_frac={fracs[n]:.2f}"
     return None
+
+
+# --- loops: the one detector used by the generation guard and by the repetition_loop filter ---------------
+
+
+def periodic_tail(seq, min_size: int, max_size: int, min_count: int) -> int | None:
+    """The smallest period p in [min_size, max_size] such that the last ``min_count * p`` items of ``seq``
+    repeat with period p (the last copy may be partial), or None.
+
+    Works on strings (characters) and on lists of token ids alike. With ``min_count=2`` it fires at the
+    first repeat of a pattern: "こんちには。こんにちは。こんにちは。" is caught when the second
+    "こんにちは。" is complete.
+    """
+    n = len(seq)
+    for p in range(min_size, min(max_size, n // min_count) + 1):
+        span = p * min_count
+        if seq[n - span : n - p] == seq[n - span + p : n]:
+            return p
+    return None
+
+
+def loop_start(seq, period: int) -> int:
+    """Where the periodic tail of ``seq`` with ``period`` begins (the first item of its first copy)."""
+    i = len(seq) - period - 1
+    while i >= 0 and seq[i] == seq[i + period]:
+        i -= 1
+    return i + 1
+
+
+_ENDS = ("。．.!?！？\n", "、,;；:：")
+
+
+def cut_loop(seq, min_size: int, max_size: int, min_count: int):
+    """(``seq`` cut after the first copy of its looping tail, period) or (``seq``, None) without a loop.
+
+    The cut keeps one whole copy of the pattern; for text it falls, within that copy's span, after a
+    sentence end (else a comma) where there is one, so "こんちには。こんにちは。こんにちは。こんに"
+    becomes "こんちには。こんにちは。", not "...こんにち".
+    """
+    p = periodic_tail(seq, min_size, max_size, min_count)
+    if p is None:
+        return seq, None
+    start = loop_start(seq, p)
+    cut = start + p
+    if isinstance(seq, str):
+        spaces = sum(ch.isspace() for ch in seq[start : start + p])  # a copy may lack its leading space
+        for ends in _ENDS:
+            at = [
+                c for c in range(start + p - spaces, min(start + 2 * p, len(seq)) + 1) if seq[c - 1] in ends
+            ]
+            if at:
+                cut = at[0]
+                break
+    return seq[:cut], p
+
+
+# Defaults: the guard stops at the first repeat of a pattern of 6+ characters (3+ tokens); the data
+# filter wants 3 copies of 4+ characters at the end of a text, which natural text does not have.
+GUARD_CHARS = {"min_size": 6, "max_size": 200, "min_count": 2}
+GUARD_TOKENS = {"min_size": 3, "max_size": 64, "min_count": 2}
+FILTER_CHARS = {"min_size": 4, "max_size": 200, "min_count": 3}
