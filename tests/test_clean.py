@@ -152,7 +152,7 @@ def test_loop_filter_rejects_outputs_ending_in_a_loop_and_keeps_clean_ones():
     out, counts = run(row(instruction="挨拶して", output="こんちには。" + "こんにちは。" * 3))
     assert (out["reason"], out["detail"]) == (
         "repetition_loop",
-        "period=6 loop_chars=18 pattern='こんにちは。'",
+        "period=6 loop_chars=20 pattern='こんにちは。'",
     )
     out, _ = run(row(instruction="Say it", output="Well, " + "I like it. " * 3))
     assert out["reason"] == "repetition_loop"

@@ -14,4 +14,4 @@ def check(row: Row, ctx) -> tuple[str, str] | None:
     if p is None:
         return None
     start = loop_start(text, p)
-    return "repetition_loop", f"period={p} loop_chars={len(text) - start} pattern={text[start : start + p]!r}"
+    return "repetition_loop", f"period={p} loop_chars={len(text) - start} pattern={text[-p:]!r}"
