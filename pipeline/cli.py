@@ -44,6 +44,8 @@ def preflight(recipe_path: Path):
     from pipeline.sources._io import open_binary
 
     recipe = load_recipe(recipe_path)
+    if not recipe.sources:
+        raise PipelineError(f"{recipe_path}: the recipe has no sources to build")
     for spec in recipe.sources:
         for f in expand(recipe, spec):
             open_binary(f.path).close()
@@ -71,6 +73,34 @@ def build(
     except (RecipeError, PipelineError) as err:
         fail(str(err))
     print_counts(manifest["counts"])
+    typer.echo(f"wrote {out_dir}")
+
+
+@app.command()
+def generate(
+    recipe: Annotated[Path, typer.Argument(help="recipe YAML with a generate: section")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="output directory (default data/out/NAME-generated)")
+    ] = None,
+) -> None:
+    """Self-instruct: let an open model write instructions and responses (resumes an interrupted run)."""
+    try:
+        r = load_recipe(recipe)
+        if r.generate is None:
+            raise PipelineError(f"{recipe}: no 'generate' section")
+        seeds = r.resolve(r.generate.seed_tasks)
+        if not seeds.is_file():
+            raise PipelineError(f"{seeds}: seed tasks file not found")
+    except (RecipeError, PipelineError) as err:
+        fail(str(err))
+    out_dir = out or Path("data") / "out" / f"{r.name}-generated"
+    prefect_env()
+    from flows.generate import generate_flow
+
+    manifest = generate_flow(str(recipe), str(out_dir))
+    print_counts(manifest["counts"])
+    if manifest["generation"].get("note"):
+        err_console.print(f"note: {manifest['generation']['note']}", markup=False)
     typer.echo(f"wrote {out_dir}")
 
 

@@ -55,4 +55,4 @@ REJECT_SCHEMA = pa.schema(
 TABLE_SCHEMAS = {"instruct": INSTRUCT_SCHEMA, "text": TEXT_SCHEMA, "rejects": REJECT_SCHEMA}
 
 # Reject stages, in pipeline order.
-STAGES = ("parse", "clean", "filter", "license", "dedup")
+STAGES = ("parse", "generate", "clean", "filter", "license", "dedup")

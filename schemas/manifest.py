@@ -41,3 +41,4 @@ class Manifest(BaseModel):
     shards: list[Shard]
     counts: dict[str, SourceCounts]
     stages: dict[str, dict[str, int]] = {}  # per-stage / per-filter rejection counts
+    generation: dict[str, Any] | None = None  # generate runs: model, backend, rounds, tokens, notes

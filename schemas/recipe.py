@@ -99,16 +99,43 @@ class OutputSpec(_Strict):
     shard_rows: int = Field(default=100_000, gt=0)
 
 
+class SamplingSpec(_Strict):
+    temperature: float = Field(default=0.7, ge=0.0)
+    top_p: float = Field(default=0.92, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(default=256, gt=0)
+
+
+class GenerateSpec(_Strict):
+    """Self-instruct generation (pipeline/generate): an open model writes instructions and responses."""
+
+    model: str  # local directory or hub id
+    backend: Literal["vllm", "transformers"] = "vllm"
+    template: Literal["dolly", "plain"] = "dolly"
+    language: Literal["ja", "en"] = "ja"
+    seed_tasks: str  # JSON lines of self-instruct seed tasks, relative to the recipe
+    num_instructions: int = Field(default=1000, gt=0)
+    max_rounds: int = Field(default=50, gt=0)
+    batch_size: int = Field(default=64, gt=0)
+    examples_per_prompt: int = Field(default=8, gt=0)  # k seed/pool instructions shown in each prompt
+    new_per_prompt: int = Field(default=4, gt=0)  # instructions asked for in each prompt
+    seed: int = 0
+    license: str = "mit"
+    novelty_threshold: float = Field(default=0.7, gt=0.0, le=1.0)  # ROUGE-L F1 above this: not novel
+    sampling: SamplingSpec = SamplingSpec()
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    dtype: str = "auto"
+
+
 class Recipe(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    sources: list[SourceSpec] = Field(min_length=1)
+    sources: list[SourceSpec] = []
     languages: list[str] = ["ja", "en"]
     dedup: DedupSpec = DedupSpec()
     split: SplitSpec = SplitSpec()
     license_policy: LicensePolicy | None = None
     clean: CleanSpec = CleanSpec()
     output: OutputSpec = OutputSpec()
-    generate: dict[str, Any] | None = None  # validated by the generate stage
+    generate: GenerateSpec | None = None
     train: dict[str, Any] | None = None  # validated by the train stage
     schedule: dict[str, Any] | None = None
     runtime: dict[str, Any] | None = None

@@ -123,3 +123,41 @@ def write_build(
 
 def load_manifest(out_dir: Path) -> Manifest:
     return Manifest.model_validate(json.loads((out_dir / "manifest.json").read_text(encoding="utf-8")))
+
+
+def write_generated(
+    out_dir: Path,
+    recipe: Recipe,
+    source: str,
+    rows: list[Row],
+    rejects: list[Row],
+    inputs: list[InputFile],
+    summary: dict,
+) -> Manifest:
+    """Final files of a generate run: DIR/generated/*.parquet, DIR/rejects/*.parquet, DIR/manifest.json."""
+    reasons = Counter(r["reason"] for r in rejects)
+    counts = {
+        source: SourceCounts(
+            read=len(rows) + len(rejects), kept=len(rows), rejected=dict(sorted(reasons.items()))
+        )
+    }
+    shards = write_shards(
+        out_dir, "generated", "train", rows, TABLE_SCHEMAS["instruct"], recipe.output.shard_rows
+    )
+    shards += write_shards(
+        out_dir, "rejects", "rejects", rejects, TABLE_SCHEMAS["rejects"], recipe.output.shard_rows
+    )
+    manifest = Manifest(
+        schema_version=SCHEMA_VERSION,
+        name=recipe.name,
+        recipe=recipe.model_dump(mode="json"),
+        recipe_sha256=recipe.sha256(),
+        inputs=inputs,
+        shards=[
+            Shard(path=s.path, table=s.table, split=s.split, rows=s.rows, sha256=s.sha256) for s in shards
+        ],
+        counts=counts,
+        generation=summary,
+    )
+    atomic_write_text(out_dir / "manifest.json", manifest.model_dump_json(indent=2) + "\n")
+    return manifest

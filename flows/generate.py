@@ -1,0 +1,49 @@
+"""The generate flow: load the backend once, run self-instruct rounds (each resumable), write shards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from pipeline.generate.backends import load_backend
+from pipeline.generate.selfinstruct import SelfInstruct, load_seed_tasks, run
+from pipeline.sink.build import write_generated
+from pipeline.sources import sha256_file
+from schemas.manifest import InputFile
+from schemas.recipe import load_recipe
+
+
+@task(cache_policy=NO_CACHE)
+def rounds_task(loop: SelfInstruct, rounds_dir: Path):
+    logger = get_run_logger()
+    return run(
+        loop, rounds_dir, lambda r, n, want: logger.info("round %d: %d/%d instructions accepted", r, n, want)
+    )
+
+
+@flow(name="generate")
+def generate_flow(recipe_path: str, out_dir: str) -> dict:
+    recipe = load_recipe(recipe_path)
+    spec = recipe.generate
+    out = Path(out_dir)
+    seeds_path = recipe.resolve(spec.seed_tasks)
+    seeds = load_seed_tasks(seeds_path)
+    model = str(recipe.resolve(spec.model)) if recipe.resolve(spec.model).exists() else spec.model
+    kwargs = (
+        {"dtype": spec.dtype}
+        if spec.backend == "vllm"
+        else {"dtype": "float32" if spec.dtype == "auto" else spec.dtype}
+    )
+    if spec.backend == "vllm":
+        kwargs.update(tensor_parallel_size=spec.tensor_parallel_size, seed=spec.seed)
+    backend = load_backend(spec.backend, model, **kwargs)
+    source = f"generate.{recipe.name}"
+    loop = SelfInstruct(spec, backend, seeds, source)
+    rows, rejects, summary = rounds_task(loop, out / "rounds")
+    summary = {**summary, "model": model, "backend": spec.backend}
+    inputs = [InputFile(source=source, path=spec.seed_tasks, sha256=sha256_file(seeds_path), records=0)]
+    manifest = write_generated(out, recipe, source, rows, rejects, inputs, summary)
+    get_run_logger().info("generated %d rows (%d rejects) into %s", len(rows), len(rejects), out)
+    return manifest.model_dump(mode="json")

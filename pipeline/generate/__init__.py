@@ -1,0 +1,1 @@
+"""Synthetic instruction data: prompts, backends (vLLM, transformers), filters, the self-instruct loop."""
