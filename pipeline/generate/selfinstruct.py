@@ -166,7 +166,8 @@ def run(
             atomic_write_text(
                 done, json.dumps({"rows": len(got.rows), "rejects": len(got.rejects), "tokens": got.tokens})
             )
-        got.rows.sort(key=lambda x: (x["source_file"], x["source_index"]))
+        got.rows.sort(key=lambda x: (x["source_file"], x["source_index"]))  # the same order, fresh or resumed
+        got.rejects.sort(key=lambda x: (x["source_file"], x["source_index"]))
         loop.accept(got.rows)
         rows += got.rows
         rejects += got.rejects
