@@ -104,6 +104,46 @@ def generate(
     typer.echo(f"wrote {out_dir}")
 
 
+@app.command("train")
+def train_cmd(
+    recipe: Annotated[Path, typer.Argument(help="recipe YAML with a train: section")],
+    out: Annotated[Path | None, typer.Option("--out", help="output directory (default data/out/NAME-lora)")] = None,
+    plan: Annotated[bool, typer.Option("--plan", help="print the memory plan and stop")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="with --plan: machine-readable output")] = False,
+) -> None:
+    """Train a LoRA adapter on a build's shards; --plan predicts memory from the model config alone."""
+    try:
+        r = load_recipe(recipe)
+        if r.train is None:
+            raise PipelineError(f"{recipe}: no 'train' section")
+    except (RecipeError, PipelineError) as err:
+        fail(str(err))
+    if plan:
+        import json
+
+        from transformers import AutoConfig
+
+        from flows.train import model_path
+        from pipeline.train.planner import format_plan, plan_with_advice
+
+        try:
+            config = AutoConfig.from_pretrained(model_path(r))
+        except (OSError, ValueError) as err:
+            fail(f"{r.train.model}: cannot read the model config: {str(err).splitlines()[0]}")
+        p = plan_with_advice(config, r.train)
+        typer.echo(json.dumps(p.as_dict(), indent=2) if as_json else format_plan(p, r.train))
+        raise typer.Exit(0 if p.fits else 3)
+    out_dir = out or Path("data") / "out" / f"{r.name}-lora"
+    prefect_env()
+    from flows.train import train_flow
+
+    try:
+        result = train_flow(str(recipe), str(out_dir))
+    except PipelineError as err:
+        fail(str(err))
+    typer.echo(f"wrote {out_dir}/adapter ({result['run']['steps']} steps, eval loss {result['run']['eval_loss']})")
+
+
 @app.command()
 def inspect(out_dir: Annotated[Path, typer.Argument(help="a build output directory")]) -> None:
     """Print the per-source counts of a build."""

@@ -126,6 +126,45 @@ class GenerateSpec(_Strict):
     dtype: str = "auto"
 
 
+class LoraSpec(_Strict):
+    r: int = Field(default=8, gt=0)
+    alpha: float = 16
+    dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    targets: list[str] | None = None  # None: the architecture's default (pipeline/train/lora.py)
+
+
+class TrainSpec(_Strict):
+    """LoRA training on a build's shards (pipeline/train)."""
+
+    model: str  # local directory or hub id
+    dataset: str  # a build output directory (its manifest.json lists the shards)
+    template: Literal["alpaca-ja", "alpaca-en", "dolly"] = "alpaca-ja"
+    lora: LoraSpec = LoraSpec()
+    seq_len: int = Field(default=1024, gt=8)
+    micro_batch: int = Field(default=2, gt=0)
+    grad_accum: int = Field(default=4, gt=0)
+    max_steps: int | None = Field(default=1000, gt=0)
+    epochs: float | None = None  # used when max_steps is null
+    lr: float = Field(default=1.0e-4, gt=0)
+    lr_scheduler: str = "cosine"
+    warmup_steps: int = 0
+    precision: Literal["bf16", "fp16", "fp32"] = "bf16"
+    quantization: Literal["8bit", "4bit"] | None = None
+    gradient_checkpointing: bool = True
+    pack: bool = True  # pack examples (never across boundaries; RWKV stays unpacked)
+    text_rows: bool = True  # also train on the build's text rows (loss on every token)
+    gpus: int = Field(default=1, ge=0)  # 0 = CPU
+    gpu_memory_gb: float = Field(default=48, gt=0)
+    host_memory_gb: float = Field(default=256, gt=0)
+    strategy: Literal["ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"] = "ddp"
+    seed: int = 0
+    eval_steps: int = Field(default=200, gt=0)
+    save_steps: int = Field(default=200, gt=0)
+    logging_steps: int = Field(default=10, gt=0)
+    sample_generations: int = Field(default=3, ge=0)
+    merge: bool = False  # also save the base model with the adapter merged in
+
+
 class Recipe(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     sources: list[SourceSpec] = []
@@ -136,7 +175,7 @@ class Recipe(_Strict):
     clean: CleanSpec = CleanSpec()
     output: OutputSpec = OutputSpec()
     generate: GenerateSpec | None = None
-    train: dict[str, Any] | None = None  # validated by the train stage
+    train: TrainSpec | None = None
     schedule: dict[str, Any] | None = None
     runtime: dict[str, Any] | None = None
 

@@ -1,0 +1,44 @@
+"""The train flow: check the memory plan, then train the LoRA adapter on a build's shards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from pipeline.errors import PipelineError
+from pipeline.train.planner import format_plan, plan_with_advice
+from pipeline.train.trainer import train
+from schemas.recipe import load_recipe
+
+
+def model_path(recipe) -> str:
+    p = recipe.resolve(recipe.train.model)
+    return str(p) if p.exists() else recipe.train.model
+
+
+@task(cache_policy=NO_CACHE)
+def plan_task(recipe) -> dict:
+    from transformers import AutoConfig
+
+    spec = recipe.train
+    p = plan_with_advice(AutoConfig.from_pretrained(model_path(recipe)), spec)
+    get_run_logger().info("memory plan:\n%s", format_plan(p, spec))
+    if not p.fits:
+        raise PipelineError(f"the plan does not fit ({'; '.join(p.problems)}); cheapest change: {p.suggestion}")
+    return p.as_dict()
+
+
+@task(cache_policy=NO_CACHE)
+def train_task(recipe, out: Path) -> dict:
+    return train(recipe.train, out, model_path(recipe), recipe.resolve(recipe.train.dataset))
+
+
+@flow(name="train")
+def train_flow(recipe_path: str, out_dir: str) -> dict:
+    recipe = load_recipe(recipe_path)
+    plan = plan_task(recipe)
+    run = train_task(recipe, Path(out_dir))
+    get_run_logger().info("adapter written to %s/adapter (%d steps, eval loss %s)", out_dir, run["steps"], run["eval_loss"])
+    return {"plan": plan, "run": run}

@@ -1,0 +1,166 @@
+"""The LoRA trainer: a build's shards -> a PEFT adapter, with a log, eval loss and sample generations.
+
+Uses Hugging Face Trainer (gradient accumulation, schedule, checkpoints and resume, and DDP / FSDP /
+DeepSpeed when started with ``accelerate launch`` and one of the configs in pipeline/train/accelerate/).
+Weights load from safetensors with low_cpu_mem_usage, so a rank never holds a second full host copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from pipeline.clean.repetition import GUARD_CHARS, cut_loop
+from pipeline.errors import PipelineError
+from pipeline.sink.parquet import atomic_write_text
+from pipeline.train.data import Collator, encode_rows, load_rows, pack, shuffled
+from pipeline.train.lora import PACKABLE, targets_for
+from pipeline.train.templates import prompt
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def load_model(spec, model_path: str):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    kwargs = {"dtype": DTYPES[spec.precision], "low_cpu_mem_usage": True}
+    if spec.quantization:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_8bit=spec.quantization == "8bit", load_in_4bit=spec.quantization == "4bit"
+        )
+    model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+    return tok, model
+
+
+def with_lora(model, spec):
+    from peft import LoraConfig, get_peft_model
+
+    cfg = LoraConfig(
+        r=spec.lora.r,
+        lora_alpha=spec.lora.alpha,
+        lora_dropout=spec.lora.dropout,
+        target_modules=targets_for(model.config.model_type, spec.lora.targets),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, cfg)
+
+
+def prepare(spec, tok, model_type: str, dataset: Path):
+    """(train rows, eval rows, collator): packed where the architecture allows it."""
+    packable = spec.pack and model_type in PACKABLE
+    train = encode_rows(tok, shuffled(load_rows(dataset, "train", spec.text_rows), spec.seed), spec.template, spec.seq_len)
+    val = encode_rows(tok, load_rows(dataset, "validation", spec.text_rows), spec.template, spec.seq_len)
+    if not train:
+        raise PipelineError(f"{dataset}: no training rows")
+    dtype = DTYPES[spec.precision] if spec.precision != "fp32" else torch.float32
+    return pack(train, spec.seq_len, packable), pack(val, spec.seq_len, packable), Collator(tok.pad_token_id, packable, dtype)
+
+
+def sample_generations(model, tok, spec, rows: list[dict], n: int) -> list[dict]:
+    """A few answers from the trained model, cut by the repetition guard."""
+    out = []
+    model.eval()
+    for r in rows[:n]:
+        p = prompt(spec.template, r["instruction"], r["input"])
+        enc = tok(p, return_tensors="pt").to(model.device)
+        with torch.no_grad():
+            ids = model.generate(**enc, max_new_tokens=64, do_sample=False, pad_token_id=tok.pad_token_id)
+        text = tok.decode(ids[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        cut, period = cut_loop(text, **GUARD_CHARS)
+        out.append({"instruction": r["instruction"], "output": cut, "looped": period is not None})
+    return out
+
+
+def train(spec, out_dir: Path, model_path: str, dataset: Path, resume: bool = True) -> dict:
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(spec.seed)
+    tok, model = load_model(spec, model_path)
+    model_type = model.config.model_type
+    train_rows, val_rows, collator = prepare(spec, tok, model_type, dataset)
+    if spec.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    model = with_lora(model, spec)
+    log_path = out_dir / "train_log.jsonl"
+
+    class Log(TrainerCallback):
+        def __init__(self):
+            self.t, self.tokens = time.perf_counter(), 0
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if not logs or "loss" not in logs:
+                return
+            now = time.perf_counter()
+            seen = collator.tokens_seen - self.tokens
+            rec = {"step": state.global_step, "loss": logs["loss"], "lr": logs.get("learning_rate"),
+                   "tokens_per_s": round(seen / max(now - self.t, 1e-9), 1)}
+            self.t, self.tokens = now, collator.tokens_seen
+            with open(log_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(rec) + "\n")
+
+    on_gpu = torch.cuda.is_available() and spec.gpus > 0
+    args = TrainingArguments(
+        output_dir=str(out_dir / "checkpoints"),
+        per_device_train_batch_size=spec.micro_batch,
+        per_device_eval_batch_size=spec.micro_batch,
+        gradient_accumulation_steps=spec.grad_accum,
+        max_steps=spec.max_steps or -1,
+        num_train_epochs=spec.epochs or 1,
+        learning_rate=spec.lr,
+        lr_scheduler_type=spec.lr_scheduler,
+        warmup_steps=spec.warmup_steps,
+        logging_steps=spec.logging_steps,
+        eval_strategy="steps" if val_rows else "no",
+        eval_steps=spec.eval_steps,
+        save_steps=spec.save_steps,
+        save_total_limit=2,
+        bf16=on_gpu and spec.precision == "bf16",
+        fp16=on_gpu and spec.precision == "fp16",
+        use_cpu=not on_gpu,
+        seed=spec.seed,
+        data_seed=spec.seed,
+        remove_unused_columns=False,
+        report_to=[],
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=train_rows, eval_dataset=val_rows or None,
+                      data_collator=collator, callbacks=[Log()])
+    ckpts = sorted((out_dir / "checkpoints").glob("checkpoint-*")) if resume else []
+    trainer.train(resume_from_checkpoint=str(ckpts[-1]) if ckpts else None)
+    eval_loss = trainer.evaluate()["eval_loss"] if val_rows else None
+    model.save_pretrained(out_dir / "adapter", safe_serialization=True)
+    tok.save_pretrained(out_dir / "adapter")
+    samples = sample_generations(model, tok, spec, load_rows(dataset, "validation", False) or
+                                 load_rows(dataset, "train", False), spec.sample_generations)
+    if spec.merge:
+        model.merge_and_unload().save_pretrained(out_dir / "merged", safe_serialization=True)
+        tok.save_pretrained(out_dir / "merged")
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    run = {
+        "model": model_path,
+        "model_type": model_type,
+        "dataset": str(dataset),
+        "dataset_manifest_sha256": hashlib.sha256((dataset / "manifest.json").read_bytes()).hexdigest(),
+        "dataset_recipe_sha256": manifest.get("recipe_sha256"),
+        "train_sequences": len(train_rows),
+        "eval_sequences": len(val_rows),
+        "steps": trainer.state.global_step,
+        "eval_loss": eval_loss,
+        "lora_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "samples": samples,
+        "spec": spec.model_dump(mode="json"),
+    }
+    atomic_write_text(out_dir / "run_manifest.json", json.dumps(run, ensure_ascii=False, indent=2) + "\n")
+    return run
