@@ -96,9 +96,15 @@ def main() -> None:
                     n *= d
                 nbytes += n * {"F32": 4, "BF16": 2, "F16": 2}.get(t.get_dtype(), 4)
     ps = prompts(args.batch)
-    print(f"model {model}: {nbytes / 1e6:.1f} MB of weights; batch {args.batch}; {args.new_tokens} new tokens each")
+    print(
+        f"model {model}: {nbytes / 1e6:.1f} MB of weights; batch {args.batch}; {args.new_tokens} new tokens each"
+    )
     for name in args.backends:
-        tps = bench_transformers(model, ps, args.new_tokens) if name == "transformers" else bench_vllm(model, ps, args.new_tokens)
+        tps = (
+            bench_transformers(model, ps, args.new_tokens)
+            if name == "transformers"
+            else bench_vllm(model, ps, args.new_tokens)
+        )
         line = f"{name:12s} {tps:10,.0f} tokens/s"
         if args.bandwidth_gbs:
             roof = args.batch * args.bandwidth_gbs * 1e9 / nbytes

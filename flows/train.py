@@ -26,7 +26,9 @@ def plan_task(recipe) -> dict:
     p = plan_with_advice(AutoConfig.from_pretrained(model_path(recipe)), spec)
     get_run_logger().info("memory plan:\n%s", format_plan(p, spec))
     if not p.fits:
-        raise PipelineError(f"the plan does not fit ({'; '.join(p.problems)}); cheapest change: {p.suggestion}")
+        raise PipelineError(
+            f"the plan does not fit ({'; '.join(p.problems)}); cheapest change: {p.suggestion}"
+        )
     return p.as_dict()
 
 
@@ -40,5 +42,7 @@ def train_flow(recipe_path: str, out_dir: str) -> dict:
     recipe = load_recipe(recipe_path)
     plan = plan_task(recipe)
     run = train_task(recipe, Path(out_dir))
-    get_run_logger().info("adapter written to %s/adapter (%d steps, eval loss %s)", out_dir, run["steps"], run["eval_loss"])
+    get_run_logger().info(
+        "adapter written to %s/adapter (%d steps, eval loss %s)", out_dir, run["steps"], run["eval_loss"]
+    )
     return {"plan": plan, "run": run}

@@ -107,7 +107,9 @@ def generate(
 @app.command("train")
 def train_cmd(
     recipe: Annotated[Path, typer.Argument(help="recipe YAML with a train: section")],
-    out: Annotated[Path | None, typer.Option("--out", help="output directory (default data/out/NAME-lora)")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="output directory (default data/out/NAME-lora)")
+    ] = None,
     plan: Annotated[bool, typer.Option("--plan", help="print the memory plan and stop")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="with --plan: machine-readable output")] = False,
 ) -> None:
@@ -141,7 +143,9 @@ def train_cmd(
         result = train_flow(str(recipe), str(out_dir))
     except PipelineError as err:
         fail(str(err))
-    typer.echo(f"wrote {out_dir}/adapter ({result['run']['steps']} steps, eval loss {result['run']['eval_loss']})")
+    typer.echo(
+        f"wrote {out_dir}/adapter ({result['run']['steps']} steps, eval loss {result['run']['eval_loss']})"
+    )
 
 
 @app.command()

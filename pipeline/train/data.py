@@ -25,7 +25,9 @@ def build_files(dataset_dir: Path) -> dict[str, dict[str, list[str]]]:
     files: dict[str, dict[str, list[str]]] = {}
     for shard in json.loads(manifest.read_text(encoding="utf-8"))["shards"]:
         if shard["table"] in ("instruct", "text"):
-            files.setdefault(shard["table"], {}).setdefault(shard["split"], []).append(str(dataset_dir / shard["path"]))
+            files.setdefault(shard["table"], {}).setdefault(shard["split"], []).append(
+                str(dataset_dir / shard["path"])
+            )
     return files
 
 
@@ -47,7 +49,9 @@ class Example:
     labels: list[int]
 
 
-def encode_instruction(tok, template: str, instruction: str, input: str, output: str, seq_len: int) -> Example:
+def encode_instruction(
+    tok, template: str, instruction: str, input: str, output: str, seq_len: int
+) -> Example:
     p = tok(prompt(template, instruction, input), add_special_tokens=False)["input_ids"]
     r = tok(output + response_suffix(template), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
     ids = (p + r)[:seq_len]
@@ -128,7 +132,9 @@ class Collator:
             causal = torch.tril(torch.ones(n, n, dtype=torch.bool))
             allowed = (seg[:, :, None] == seg[:, None, :]) & causal & (seg[:, :, None] >= 0)
             allowed |= torch.eye(n, dtype=torch.bool)  # padding rows attend to themselves (no NaN)
-            mask = torch.zeros(allowed.shape, dtype=self.dtype).masked_fill(~allowed, torch.finfo(self.dtype).min)
+            mask = torch.zeros(allowed.shape, dtype=self.dtype).masked_fill(
+                ~allowed, torch.finfo(self.dtype).min
+            )
             batch["attention_mask"] = mask[:, None]
             batch["position_ids"] = pos
         else:

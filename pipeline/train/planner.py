@@ -1,9 +1,9 @@
 """Memory planner: predict VRAM per GPU and host RAM for a LoRA run from the model's config alone.
 
 Exact parts: parameter counts (the model is built on the meta device) and the LoRA parameter count (sum
-of r * (in + out) over the target Linear layers), hence the adapter size. Estimated parts: activations
-kept for backward, per token and layer, from the architecture's dimensions (coefficients checked against
-saved-tensor measurements on tiny models in tests/test_train.py), logits, optimizer state and buffers.
+of r * (in + out) over the target Linear layers), hence the adapter size. Activations: the tensors autograd
+keeps in a dry run of the real implementation with its LoRA on the meta device (shapes only), for 1 and 2
+layers, extended to all layers. Estimated parts: logits gradient, allocator slack, CUDA context, host RAM.
 """
 
 from __future__ import annotations
@@ -38,24 +38,81 @@ class Plan:
         return asdict(self)
 
 
-def activation_elems_per_token_layer(config, seq_len: int, checkpointing: bool, attn: str = "sdpa") -> float:
-    """Activation elements kept per token and layer for backward."""
-    mt = config.model_type
-    h = config.hidden_size
-    if checkpointing:
-        return float(h)  # only the layer input; one layer is recomputed at a time (added separately)
-    if mt == "rwkv":
-        ffn = config.intermediate_size or 4 * h
-        return 13.0 * h + 3.0 * ffn
-    inter = getattr(config, "intermediate_size", 4 * h)
-    heads = config.num_attention_heads
-    elems = 10.0 * h + 3.0 * inter
-    if attn == "eager":
-        elems += 2.0 * heads * seq_len  # attention probabilities and dropout mask
-    return elems
+def _saved_bytes_of_forward(config, spec, layers: int) -> float:
+    """Bytes autograd keeps for backward in one training forward of a ``layers``-layer copy of the model
+    with its LoRA, run on the meta device (shapes only: no weights, no memory, seconds even for 14B)."""
+    import copy
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from pipeline.train.lora import PACKABLE
+    from pipeline.train.trainer import with_lora  # the same LoRA wrapping as training
+
+    cfg = copy.deepcopy(config)
+    cfg.num_hidden_layers = layers
+    cfg.use_cache = False
+    dtype = torch.float32 if spec.precision == "fp32" else torch.bfloat16
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(cfg, dtype=dtype)
+    model = with_lora(model, spec).train()
+    params = {p.untyped_storage()._cdata for p in list(model.parameters()) + list(model.buffers())}
+    seen: dict[int, int] = {}
+
+    def keep(t):
+        st = t.untyped_storage()
+        if st._cdata not in params:
+            seen[st._cdata] = max(seen.get(st._cdata, 0), st.nbytes())
+        return t
+
+    b, s = spec.micro_batch, spec.seq_len
+    ids = torch.zeros((b, s), dtype=torch.long, device="meta")
+    kwargs = {}
+    if config.model_type in PACKABLE:  # a 4D mask (training passes one when packing; the meta device
+        # cannot build one from position ids)
+        kwargs["attention_mask"] = torch.zeros((b, 1, s, s), dtype=dtype, device="meta")
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+        logits = model(input_ids=ids, use_cache=False, **kwargs).logits.float()
+        torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids.reshape(-1))
+    return float(sum(seen.values()))
 
 
-def plan(config, spec, attn: str = "sdpa", n_shards: int | None = None) -> Plan:
+_DRY_RUNS: dict[tuple, float] = {}
+
+
+def _dry_run(config, spec, layers: int) -> float:
+    """:func:`_saved_bytes_of_forward` at micro-batch 1, scaled to the micro-batch (activations are linear
+    in it), and cached: the advice search plans many variants of one run."""
+    one = spec.model_copy(update={"micro_batch": 1})
+    key = (
+        config.to_json_string(),
+        layers,
+        one.model_dump_json(include={"seq_len", "precision", "lora", "pack"}),
+    )
+    if key not in _DRY_RUNS:
+        _DRY_RUNS[key] = _saved_bytes_of_forward(config, one, layers)
+    return _DRY_RUNS[key] * spec.micro_batch
+
+
+def saved_activation_bytes(config, spec) -> tuple[float, float]:
+    """(bytes kept for backward by the whole model, bytes of one layer's full activations).
+
+    Measured by dry runs of 1- and 2-layer copies on the meta device and extended to all layers (every
+    layer keeps the same); with gradient checkpointing only each layer's input is kept, and one layer at a
+    time is recomputed in full during backward.
+    """
+    one = _dry_run(config, spec, 1)
+    two = _dry_run(config, spec, 2)
+    per_layer = max(two - one, 0.0)
+    layers = config.num_hidden_layers
+    if not spec.gradient_checkpointing:
+        return one + (layers - 1) * per_layer, per_layer
+    act_bytes = 4.0 if spec.precision == "fp32" else 2.0
+    inputs = spec.micro_batch * spec.seq_len * config.hidden_size * act_bytes
+    return one - per_layer + layers * inputs, per_layer
+
+
+def plan(config, spec, n_shards: int | None = None) -> Plan:
     """A Plan for TrainSpec ``spec`` on ``config`` (a transformers PretrainedConfig)."""
     model = meta_model(config)
     params = sum(p.numel() for p in model.parameters())
@@ -71,13 +128,12 @@ def plan(config, spec, attn: str = "sdpa", n_shards: int | None = None) -> Plan:
     per_gpu_weights = weights / gpus + (weights / layers if sharded else 0.0) if sharded else weights
     lora_state = lora * LORA_STATE_BYTES / (gpus if spec.strategy != "ddp" and spec.gpus > 1 else 1)
     tokens = spec.micro_batch * spec.seq_len
-    h = config.hidden_size
-    per_layer = activation_elems_per_token_layer(config, spec.seq_len, spec.gradient_checkpointing, attn)
-    acts = tokens * per_layer * layers * act_bytes
+    saved, per_layer = saved_activation_bytes(config, spec)
+    logits_saved = tokens * config.vocab_size * (act_bytes + (4.0 if act_bytes < 4 else 0.0))
+    acts = max(saved - logits_saved, 0.0)
     if spec.gradient_checkpointing:  # the layer being recomputed holds its full activations
-        acts += tokens * activation_elems_per_token_layer(config, spec.seq_len, False, attn) * act_bytes
-    vocab = config.vocab_size
-    logits = tokens * vocab * (act_bytes + 4.0 + 4.0)  # logits, fp32 upcast for the loss, its gradient
+        acts += per_layer
+    logits = logits_saved + tokens * config.vocab_size * 4.0  # plus the gradient of the logits
     on_device = spec.gpus > 0
     breakdown = {
         "weights": per_gpu_weights / GB,
@@ -94,7 +150,14 @@ def plan(config, spec, attn: str = "sdpa", n_shards: int | None = None) -> Plan:
         host = ranks * (PROCESS_HOST_GB + shard / GB)
     else:
         host = PROCESS_HOST_GB + total
-    p = Plan(config.model_type, params, lora, targets, adapter_bytes, {k: round(v, 3) for k, v in breakdown.items()})
+    p = Plan(
+        config.model_type,
+        params,
+        lora,
+        targets,
+        adapter_bytes,
+        {k: round(v, 3) for k, v in breakdown.items()},
+    )
     p.vram_gb = round(total, 3) if on_device else 0.0
     p.host_gb = round(host, 3)
     if on_device and total > spec.gpu_memory_gb:
@@ -109,14 +172,23 @@ def cheaper_options(spec):
     """Changes to try, cheapest (least effect on the result) first: (description, changed spec)."""
     opts = []
     if not spec.gradient_checkpointing:
-        opts.append(("enable gradient_checkpointing", spec.model_copy(update={"gradient_checkpointing": True})))
+        opts.append(
+            ("enable gradient_checkpointing", spec.model_copy(update={"gradient_checkpointing": True}))
+        )
     mb = spec.micro_batch
     while mb > 1:
         mb //= 2
         ga = spec.grad_accum * (spec.micro_batch // mb)
-        opts.append((f"micro_batch {mb} with grad_accum {ga}", spec.model_copy(update={"micro_batch": mb, "grad_accum": ga})))
+        opts.append(
+            (
+                f"micro_batch {mb} with grad_accum {ga}",
+                spec.model_copy(update={"micro_batch": mb, "grad_accum": ga}),
+            )
+        )
     if spec.gpus > 1 and spec.strategy not in ("fsdp", "deepspeed-zero3"):
-        opts.append(("strategy fsdp (shards the weights over the GPUs)", spec.model_copy(update={"strategy": "fsdp"})))
+        opts.append(
+            ("strategy fsdp (shards the weights over the GPUs)", spec.model_copy(update={"strategy": "fsdp"}))
+        )
     for q in ("8bit", "4bit"):
         if spec.quantization != q and not (spec.quantization == "4bit"):
             opts.append((f"quantization {q}", spec.model_copy(update={"quantization": q})))

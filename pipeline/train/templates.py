@@ -27,7 +27,9 @@ def prompt(template: str, instruction: str, input: str = "") -> str:
     if template not in ALPACA:
         raise ValueError(f"unknown template {template!r} (known: {', '.join(TEMPLATES)})")
     head, ctx, inp = ALPACA[template]
-    return head.format(ctx=ctx if input else "", instruction=instruction, input=inp.format(input=input) if input else "")
+    return head.format(
+        ctx=ctx if input else "", instruction=instruction, input=inp.format(input=input) if input else ""
+    )
 
 
 def response_suffix(template: str) -> str:

@@ -57,18 +57,25 @@ def with_lora(model, spec):
 def prepare(spec, tok, model_type: str, dataset: Path):
     """(train rows, eval rows, collator): packed where the architecture allows it."""
     packable = spec.pack and model_type in PACKABLE
-    train = encode_rows(tok, shuffled(load_rows(dataset, "train", spec.text_rows), spec.seed), spec.template, spec.seq_len)
+    train = encode_rows(
+        tok, shuffled(load_rows(dataset, "train", spec.text_rows), spec.seed), spec.template, spec.seq_len
+    )
     val = encode_rows(tok, load_rows(dataset, "validation", spec.text_rows), spec.template, spec.seq_len)
     if not train:
         raise PipelineError(f"{dataset}: no training rows")
     dtype = DTYPES[spec.precision] if spec.precision != "fp32" else torch.float32
-    return pack(train, spec.seq_len, packable), pack(val, spec.seq_len, packable), Collator(tok.pad_token_id, packable, dtype)
+    return (
+        pack(train, spec.seq_len, packable),
+        pack(val, spec.seq_len, packable),
+        Collator(tok.pad_token_id, packable, dtype),
+    )
 
 
 def sample_generations(model, tok, spec, rows: list[dict], n: int) -> list[dict]:
     """A few answers from the trained model, cut by the repetition guard."""
     out = []
     model.eval()
+    model.config.use_cache = True
     for r in rows[:n]:
         p = prompt(spec.template, r["instruction"], r["input"])
         enc = tok(p, return_tensors="pt").to(model.device)
@@ -87,6 +94,9 @@ def train(spec, out_dir: Path, model_path: str, dataset: Path, resume: bool = Tr
     torch.manual_seed(spec.seed)
     tok, model = load_model(spec, model_path)
     model_type = model.config.model_type
+    model.config.use_cache = (
+        False  # no generation cache while training (RWKV would update its state in place)
+    )
     train_rows, val_rows, collator = prepare(spec, tok, model_type, dataset)
     if spec.gradient_checkpointing:
         model.gradient_checkpointing_enable()
@@ -103,8 +113,12 @@ def train(spec, out_dir: Path, model_path: str, dataset: Path, resume: bool = Tr
                 return
             now = time.perf_counter()
             seen = collator.tokens_seen - self.tokens
-            rec = {"step": state.global_step, "loss": logs["loss"], "lr": logs.get("learning_rate"),
-                   "tokens_per_s": round(seen / max(now - self.t, 1e-9), 1)}
+            rec = {
+                "step": state.global_step,
+                "loss": logs["loss"],
+                "lr": logs.get("learning_rate"),
+                "tokens_per_s": round(seen / max(now - self.t, 1e-9), 1),
+            }
             self.t, self.tokens = now, collator.tokens_seen
             with open(log_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(rec) + "\n")
@@ -135,15 +149,26 @@ def train(spec, out_dir: Path, model_path: str, dataset: Path, resume: bool = Tr
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
-    trainer = Trainer(model=model, args=args, train_dataset=train_rows, eval_dataset=val_rows or None,
-                      data_collator=collator, callbacks=[Log()])
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_rows,
+        eval_dataset=val_rows or None,
+        data_collator=collator,
+        callbacks=[Log()],
+    )
     ckpts = sorted((out_dir / "checkpoints").glob("checkpoint-*")) if resume else []
     trainer.train(resume_from_checkpoint=str(ckpts[-1]) if ckpts else None)
     eval_loss = trainer.evaluate()["eval_loss"] if val_rows else None
     model.save_pretrained(out_dir / "adapter", safe_serialization=True)
     tok.save_pretrained(out_dir / "adapter")
-    samples = sample_generations(model, tok, spec, load_rows(dataset, "validation", False) or
-                                 load_rows(dataset, "train", False), spec.sample_generations)
+    samples = sample_generations(
+        model,
+        tok,
+        spec,
+        load_rows(dataset, "validation", False) or load_rows(dataset, "train", False),
+        spec.sample_generations,
+    )
     if spec.merge:
         model.merge_and_unload().save_pretrained(out_dir / "merged", safe_serialization=True)
         tok.save_pretrained(out_dir / "merged")
