@@ -136,6 +136,21 @@ def train_cmd(
         typer.echo(json.dumps(p.as_dict(), indent=2) if as_json else format_plan(p, r.train))
         raise typer.Exit(0 if p.fits else 3)
     out_dir = out or Path("data") / "out" / f"{r.name}-lora"
+    if r.train.gpus > 1 and "LOCAL_RANK" not in os.environ:  # start one process per GPU
+        import subprocess
+
+        from pipeline.train.trainer import launch_command
+
+        cmd = launch_command(r.train, str(recipe), str(out_dir))
+        err_console.print("launching: " + " ".join(cmd), markup=False)
+        raise typer.Exit(subprocess.call(cmd))
+    if "LOCAL_RANK" in os.environ:  # a rank of accelerate launch: train directly (no Prefect per rank)
+        from flows.train import model_path
+        from pipeline.train.trainer import train
+
+        run = train(r.train, out_dir, model_path(r), r.resolve(r.train.dataset))
+        typer.echo(f"rank {os.environ['LOCAL_RANK']}: {run['steps']} steps")
+        return
     prefect_env()
     from flows.train import train_flow
 

@@ -261,3 +261,28 @@ def test_planner_within_15_percent_of_measured_on_tiny_models(tiny, arch):
     measured_state = state + sum(2 * p.numel() * p.element_size() for p in trainable)  # weights + grads
     p = plan(base.config, spec)
     assert measured_state == p.lora_params * 16
+
+
+def test_two_gpu_runs_go_through_accelerate_with_the_shipped_config(tmp_path):
+    import yaml
+
+    from pipeline.train.trainer import launch_command
+
+    spec = TrainSpec(model="m", dataset="d", gpus=2, strategy="fsdp")
+    cmd = launch_command(spec, "r.yaml", "out")
+    cfg = cmd[cmd.index("--config_file") + 1]
+    assert cmd[1:3] == ["-m", "accelerate.commands.launch"] and cmd[-6:] == [
+        "-m",
+        "pipeline",
+        "train",
+        "r.yaml",
+        "--out",
+        "out",
+    ]
+    conf = yaml.safe_load(open(cfg))
+    assert (
+        conf["distributed_type"] == "FSDP" and conf["fsdp_config"]["fsdp_cpu_ram_efficient_loading"] is True
+    )
+    for strategy in ("ddp", "deepspeed-zero2", "deepspeed-zero3"):
+        c = launch_command(TrainSpec(model="m", dataset="d", gpus=2, strategy=strategy), "r", "o")
+        assert yaml.safe_load(open(c[c.index("--config_file") + 1]))["num_processes"] == 2

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -31,6 +33,9 @@ def load_model(spec, model_path: str):
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     kwargs = {"dtype": DTYPES[spec.precision], "low_cpu_mem_usage": True}
+    local_rank = os.environ.get("LOCAL_RANK")
+    if local_rank is not None and spec.strategy in ("ddp", "deepspeed-zero2") and torch.cuda.is_available():
+        kwargs["device_map"] = {"": int(local_rank)}  # each rank streams its copy straight to its GPU
     if spec.quantization:
         from transformers import BitsAndBytesConfig
 
@@ -109,7 +114,7 @@ def train(spec, out_dir: Path, model_path: str, dataset: Path, resume: bool = Tr
             self.t, self.tokens = time.perf_counter(), 0
 
         def on_log(self, args, state, control, logs=None, **kw):
-            if not logs or "loss" not in logs:
+            if not logs or "loss" not in logs or not state.is_world_process_zero:
                 return
             now = time.perf_counter()
             seen = collator.tokens_seen - self.tokens
@@ -160,6 +165,8 @@ def train(spec, out_dir: Path, model_path: str, dataset: Path, resume: bool = Tr
     ckpts = sorted((out_dir / "checkpoints").glob("checkpoint-*")) if resume else []
     trainer.train(resume_from_checkpoint=str(ckpts[-1]) if ckpts else None)
     eval_loss = trainer.evaluate()["eval_loss"] if val_rows else None
+    if not trainer.is_world_process_zero():  # one rank writes the outputs
+        return {"steps": trainer.state.global_step, "eval_loss": eval_loss}
     model.save_pretrained(out_dir / "adapter", safe_serialization=True)
     tok.save_pretrained(out_dir / "adapter")
     samples = sample_generations(
@@ -189,3 +196,27 @@ def train(spec, out_dir: Path, model_path: str, dataset: Path, resume: bool = Tr
     }
     atomic_write_text(out_dir / "run_manifest.json", json.dumps(run, ensure_ascii=False, indent=2) + "\n")
     return run
+
+
+ACCELERATE_CONFIGS = Path(__file__).resolve().parent / "accelerate"
+
+
+def launch_command(spec, recipe_path: str, out_dir: str) -> list[str]:
+    """The ``accelerate launch`` command that runs this training on ``spec.gpus`` GPUs with the shipped
+    config for ``spec.strategy``; each rank runs ``python -m pipeline train`` (it sees LOCAL_RANK)."""
+    config = ACCELERATE_CONFIGS / f"{spec.strategy}.yaml"
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(config),
+        "--num_processes",
+        str(spec.gpus),
+        "-m",
+        "pipeline",
+        "train",
+        recipe_path,
+        "--out",
+        out_dir,
+    ]
