@@ -102,6 +102,17 @@ def write_build(
     shards += write_shards(
         out_dir, "rejects", "rejects", rejects, TABLE_SCHEMAS["rejects"], recipe.output.shard_rows
     )
+    manifest = write_manifest(out_dir, recipe, inputs, shards, counts, stages=stage_counts or {})
+    licenses = Counter(r["license"] for r in kept)
+    languages = Counter(r["lang"] for r in kept if r.get("lang"))
+    atomic_write_text(out_dir / "README.md", dataset_card(manifest, licenses, languages))
+    return manifest
+
+
+def write_manifest(
+    out_dir: Path, recipe: Recipe, inputs, shards: list[WrittenShard], counts, **extra
+) -> Manifest:
+    """DIR/manifest.json: schema version, resolved recipe and its hash, inputs, shards, counts."""
     manifest = Manifest(
         schema_version=SCHEMA_VERSION,
         name=recipe.name,
@@ -112,12 +123,9 @@ def write_build(
             Shard(path=s.path, table=s.table, split=s.split, rows=s.rows, sha256=s.sha256) for s in shards
         ],
         counts=counts,
-        stages=stage_counts or {},
+        **extra,
     )
     atomic_write_text(out_dir / "manifest.json", manifest.model_dump_json(indent=2) + "\n")
-    licenses = Counter(r["license"] for r in kept)
-    languages = Counter(r["lang"] for r in kept if r.get("lang"))
-    atomic_write_text(out_dir / "README.md", dataset_card(manifest, licenses, languages))
     return manifest
 
 
@@ -147,17 +155,4 @@ def write_generated(
     shards += write_shards(
         out_dir, "rejects", "rejects", rejects, TABLE_SCHEMAS["rejects"], recipe.output.shard_rows
     )
-    manifest = Manifest(
-        schema_version=SCHEMA_VERSION,
-        name=recipe.name,
-        recipe=recipe.model_dump(mode="json"),
-        recipe_sha256=recipe.sha256(),
-        inputs=inputs,
-        shards=[
-            Shard(path=s.path, table=s.table, split=s.split, rows=s.rows, sha256=s.sha256) for s in shards
-        ],
-        counts=counts,
-        generation=summary,
-    )
-    atomic_write_text(out_dir / "manifest.json", manifest.model_dump_json(indent=2) + "\n")
-    return manifest
+    return write_manifest(out_dir, recipe, inputs, shards, counts, generation=summary)

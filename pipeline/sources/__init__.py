@@ -8,7 +8,6 @@ in that file). Adding a kind means adding one module here; nothing else changes.
 from __future__ import annotations
 
 import glob
-import hashlib
 import importlib
 import os
 import pkgutil
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from pipeline.errors import PipelineError
 from pipeline.records import Row
+from pipeline.sink.parquet import sha256_of
 from schemas.recipe import Recipe, SourceSpec
 
 Reader = Callable[[Path, str, SourceSpec, Path], Iterator[Row]]
@@ -93,11 +93,7 @@ def read_file(f: InputFile, spec: SourceSpec, base_dir: Path) -> Iterator[Row]:
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_of(path)
 
 
 @dataclass

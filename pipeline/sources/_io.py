@@ -101,12 +101,20 @@ def iter_json_records(path: Path, rel: str, spec: SourceSpec) -> Iterator[tuple[
         yield from iter_jsonl(path, rel, spec)
 
 
+def require_object(lin: Row, obj: Any) -> Row | None:
+    """A reject when a parsed record is not a JSON object, else None."""
+    if isinstance(obj, dict):
+        return None
+    return reject(lin, "parse", "missing_field", f"record is {type(obj).__name__}, not an object", obj)
+
+
 def require_fields(
     lin: Row, obj: Any, required: tuple[str, ...], optional: tuple[str, ...] = ()
 ) -> Row | None:
     """Return a reject when ``obj`` is not an object with string ``required`` fields, else None."""
-    if not isinstance(obj, dict):
-        return reject(lin, "parse", "missing_field", f"record is {type(obj).__name__}, not an object", obj)
+    bad = require_object(lin, obj)
+    if bad:
+        return bad
     for key in required:
         if key not in obj or obj[key] is None:
             return reject(lin, "parse", "missing_field", f"no field {key!r}", obj)

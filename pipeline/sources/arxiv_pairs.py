@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.records import Row, is_reject, reject
-from pipeline.sources._io import iter_jsonl
+from pipeline.sources._io import iter_jsonl, require_object
 from pipeline.sources._summarize import summarization_row
 from schemas.recipe import SourceSpec
 
@@ -31,11 +31,9 @@ def _join(value: object, tags: bool) -> str | None:
 
 def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row]:
     for lin, obj in iter_jsonl(path, rel, spec):
-        if is_reject(lin):
-            yield lin
-            continue
-        if not isinstance(obj, dict):
-            yield reject(lin, "parse", "missing_field", f"record is {type(obj).__name__}, not an object", obj)
+        bad = lin if is_reject(lin) else require_object(lin, obj)
+        if bad:
+            yield bad
             continue
         body = _join(obj.get("article_text", obj.get("article")), tags=False)
         abstract = _join(obj.get("abstract_text", obj.get("abstract")), tags=True)

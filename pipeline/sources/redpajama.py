@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.records import Row, is_reject, reject, text_row
-from pipeline.sources._io import iter_jsonl
+from pipeline.sources._io import iter_jsonl, require_object
 from schemas.recipe import SourceSpec
 
 KIND = "redpajama"
@@ -31,11 +31,9 @@ def parse_meta(meta: object) -> dict | str | None:
 
 def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row]:
     for lin, obj in iter_jsonl(path, rel, spec):
-        if is_reject(lin):
-            yield lin
-            continue
-        if not isinstance(obj, dict):
-            yield reject(lin, "parse", "missing_field", f"record is {type(obj).__name__}, not an object", obj)
+        bad = lin if is_reject(lin) else require_object(lin, obj)
+        if bad:
+            yield bad
             continue
         key = "text" if "text" in obj else "raw_content" if "raw_content" in obj else None
         if key is None or not isinstance(obj[key], str):
