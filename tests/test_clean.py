@@ -62,7 +62,7 @@ def test_clean_row_is_normalised_and_lang_set():
         (row(output="\n"), "empty_output"),
         (row(instruction="这是什么", output="这是一本书"), "lang:zh"),
         (row(instruction="は", output="い"), "too_short"),
-        (row(output="これは長い文章です。" * 5000), "too_long"),
+        (row(output="\n".join(JA_PARA * 2)), "too_long"),
     ],
 )
 def test_each_filter_reason(r, reason):
@@ -170,3 +170,26 @@ def test_guard_cuts_at_the_first_repeat_for_text_and_tokens():
     assert cut_loop("Answer: I like it. I like it. I like", **GUARD_CHARS) == ("Answer: I like it.", 11)
     assert cut_loop([7, 1, 2, 3, 1, 2, 3], **GUARD_TOKENS) == ([7, 1, 2, 3], 3)
     assert cut_loop("no loop here at all", **GUARD_CHARS) == ("no loop here at all", None)
+
+
+def test_periodic_tail_equals_brute_force_on_random_sequences():
+    import random
+
+    from pipeline.clean.repetition import periodic_tail
+
+    def brute(seq, lo, hi, k):
+        n = len(seq)
+        for p in range(lo, min(hi, n // k) + 1):
+            if seq[n - p * k : n - p] == seq[n - p * k + p : n]:
+                return p
+        return None
+
+    rnd = random.Random(0)
+    for _ in range(3000):
+        unit = "".join(rnd.choice("abc。") for _ in range(rnd.randint(1, 6)))
+        text = "".join(rnd.choice("abc。") for _ in range(rnd.randint(0, 12))) + unit * rnd.randint(1, 4)
+        text += unit[: rnd.randint(0, len(unit))]
+        for lo, hi, k in ((1, 10, 2), (2, 8, 3), (4, 200, 3)):
+            assert periodic_tail(text, lo, hi, k) == brute(text, lo, hi, k), (text, lo, hi, k)
+            ids = [ord(c) for c in text]
+            assert periodic_tail(ids, lo, hi, k) == brute(ids, lo, hi, k)

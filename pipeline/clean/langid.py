@@ -14,7 +14,7 @@ from functools import lru_cache
 from langdetect.detector_factory import DetectorFactory, init_factory
 from langdetect.lang_detect_exception import LangDetectException
 
-SAMPLE_CHARS = 400
+SAMPLE_CHARS = 300
 LANGDETECT_CHARS = 300
 LANGDETECT_TRIALS = 3  # langdetect's default is 7; 3 is 2x faster at the same accuracy on our labelled lines
 
@@ -94,13 +94,16 @@ def looks_english(text: str) -> bool:
     return hits >= 1 and hits * 4 >= len(words) if len(words) <= 4 else hits >= 2 and hits * 5 >= len(words)
 
 
-def detect(text: str, seed: int = 0) -> str:
-    """ISO 639-1 code of ``text`` ("und" when it has no letters or cannot be told)."""
+def detect_fast(text: str) -> str | None:
+    """The language when the script or the English word check decides it, else None (langdetect needed)."""
     script = script_lang(text)
     if script is None:
         return "und"
     if script != "latin":
         return script
-    if looks_english(text):
-        return "en"
-    return langdetect_lang(text, seed)
+    return "en" if looks_english(text) else None
+
+
+def detect(text: str, seed: int = 0) -> str:
+    """ISO 639-1 code of ``text`` ("und" when it has no letters or cannot be told)."""
+    return detect_fast(text) or langdetect_lang(text, seed)

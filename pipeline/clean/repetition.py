@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 _NO_SPACE_LANGS = frozenset({"ja", "zh", "ko", "th"})
+_CHAR_RULE_SPAN = 3000  # characters the character n-gram rule reads: the first 2000 and the last 1000
 
 
 def duplicate_fractions(parts: list[str]) -> tuple[float, float]:
@@ -112,7 +113,13 @@ def repetition_reason(text: str, lang: str | None, c) -> str | None:
     """The first repetition rule ``text`` breaks, as "rule=value", or None. ``c`` is a CleanSpec."""
     if len(text) < c.dup_char_min_chars:
         return None
-    frac = dup_char_ngram_fraction(text, c.dup_char_ngram)
+    # the character rule reads the head and the tail of long texts (loops run to the end)
+    sample = (
+        text
+        if len(text) <= _CHAR_RULE_SPAN
+        else text[: _CHAR_RULE_SPAN * 2 // 3] + text[-_CHAR_RULE_SPAN // 3 :]
+    )
+    frac = dup_char_ngram_fraction(sample, c.dup_char_ngram)
     if frac > c.max_dup_char_ngram_frac:
         return f"dup_char_{c.dup_char_ngram}gram_frac={frac:.2f}"
     if len(text) < c.repetition_min_chars:
@@ -150,10 +157,22 @@ def periodic_tail(seq, min_size: int, max_size: int, min_count: int) -> int | No
 
     Works on strings (characters) and on lists of token ids alike. With ``min_count=2`` it fires at the
     first repeat of a pattern: "こんちには。こんにちは。こんにちは。" is caught when the second
-    "こんにちは。" is complete.
+    "こんにちは。" is complete. Only periods p with seq[-1] == seq[-1 - p] are compared in full.
     """
     n = len(seq)
-    for p in range(min_size, min(max_size, n // min_count) + 1):
+    hi = min(max_size, n // min_count)
+    if hi < min_size:
+        return None
+    last = seq[n - 1]
+    if isinstance(seq, str):  # candidate periods from the earlier occurrences of the last character
+        j = seq.rfind(last, n - 1 - hi, n - 1 - min_size + 1)
+        candidates = []
+        while j >= 0:
+            candidates.append(n - 1 - j)
+            j = seq.rfind(last, n - 1 - hi, j)
+    else:
+        candidates = [p for p in range(min_size, hi + 1) if seq[n - 1 - p] == last]
+    for p in candidates:
         span = p * min_count
         if seq[n - span : n - p] == seq[n - span + p : n]:
             return p

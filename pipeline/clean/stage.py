@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from pipeline.clean.filters import FILTERS, Filter, FilterContext
-from pipeline.clean.langid import detect
+from pipeline.clean.langid import detect, detect_fast
 from pipeline.clean.normalize import TEXT_FIELDS, normalize_row
 from pipeline.records import LINEAGE_KEYS, ORIGINAL, Row, is_reject, record_text, reject
 from schemas.recipe import LicensePolicy, Recipe
@@ -59,8 +59,12 @@ class CleanStage:
             self.counts[f"license:{lic}"] += 1
             return reject(row, "license", lic.split(":")[0], row["license"], original)
         norm = normalize_row(row)
-        norm["lang"] = detect(record_text(norm))
+        text = record_text(norm)
+        fast = detect_fast(text)
+        norm["lang"] = fast or "und"
         for f in self.filters:
+            if f.needs_lang and fast is None:  # the slow part of language id, only for rows still kept
+                norm["lang"] = fast = detect(text)
             try:
                 verdict = f.check(norm, self.ctx)
             except Exception as err:  # a broken filter rejects the row, never the run

@@ -2,7 +2,9 @@
 
 A filter module defines ``NAME``, ``ORDER`` and ``check(row, ctx) -> None | str | (str, str)``: None keeps
 the row; a string is the reject reason code; a pair is (reason, detail). Filters see normalised rows
-whose ``lang`` is set. Counting, rejects and exceptions are the stage runner's job (pipeline.clean.stage).
+whose ``lang`` is set; a filter with ``NEEDS_LANG = False`` runs before the slow part of language id
+(langdetect), and a row it rejects keeps the script-level language ("und" where that cannot tell).
+Counting, rejects and exceptions are the stage runner's job (pipeline.clean.stage).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Filter:
     name: str
     order: int
     check: Callable[[Row, FilterContext], Verdict]
+    needs_lang: bool = True
 
 
 def discover() -> list[Filter]:
@@ -38,8 +41,8 @@ def discover() -> list[Filter]:
         if mod.name.startswith("_"):
             continue
         module: Any = importlib.import_module(f"{__name__}.{mod.name}")
-        found.append(Filter(module.NAME, module.ORDER, module.check))
-    return sorted(found, key=lambda f: (f.order, f.name))
+        found.append(Filter(module.NAME, module.ORDER, module.check, getattr(module, "NEEDS_LANG", True)))
+    return sorted(found, key=lambda f: (f.needs_lang, f.order, f.name))
 
 
 FILTERS: list[Filter] = discover()

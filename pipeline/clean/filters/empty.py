@@ -3,6 +3,7 @@
 from pipeline.records import Row
 
 NAME = "empty"
+NEEDS_LANG = False
 ORDER = 0
 
 

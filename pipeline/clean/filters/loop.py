@@ -5,6 +5,7 @@ from pipeline.clean.repetition import FILTER_CHARS, loop_start, periodic_tail
 from pipeline.records import Row
 
 NAME = "loop"
+NEEDS_LANG = False
 ORDER = 25
 
 
