@@ -164,6 +164,16 @@ def train_cmd(
 
 
 @app.command()
+def report(out_dir: Annotated[Path, typer.Argument(help="a build output directory")]) -> None:
+    """(Re)generate DIR/report.html: flow of records, reasons, lengths, languages, licences, samples."""
+    from pipeline.sink.report import write_report
+
+    if not (out_dir / "manifest.json").is_file():
+        fail(f"{out_dir}: no manifest.json (not a build output directory)")
+    typer.echo(f"wrote {write_report(out_dir)}")
+
+
+@app.command()
 def inspect(out_dir: Annotated[Path, typer.Argument(help="a build output directory")]) -> None:
     """Print the per-source counts of a build."""
     from pipeline.sink.build import load_manifest

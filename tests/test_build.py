@@ -179,3 +179,19 @@ def test_cli_build_and_inspect_on_default_recipe(built, tmp_path):
     res = runner.invoke(app, ["inspect", str(tmp_path / "o")])
     assert res.exit_code == 0 and "alpaca_ja" in res.output and "855" in res.output
     shutil.rmtree(tmp_path / "o")
+
+
+def test_report_is_one_self_contained_page_with_the_figures(built):
+    page = (built / "out1" / "report.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page.count("<svg") >= 4
+    for needle in (
+        "Records per source",
+        "Language mix",
+        "Licence mix",
+        "Near-duplicate clusters",
+        "Sample rows",
+    ):
+        assert needle in page
+    assert "planted" in page and "repetition_loop" in page and "duplicate_near" in page
+    assert not any(tag in page for tag in ("<script", "<link", " src="))  # nothing to fetch
+    assert page == (built / "out2" / "report.html").read_text(encoding="utf-8")  # deterministic

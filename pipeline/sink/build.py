@@ -15,6 +15,7 @@ from pathlib import Path
 from pipeline.records import Row, table_of
 from pipeline.sink.card import dataset_card
 from pipeline.sink.parquet import WrittenShard, atomic_write_text, write_shards
+from pipeline.sink.report import write_report
 from pipeline.sink.split import split_of
 from schemas.columns import SCHEMA_VERSION, TABLE_SCHEMAS
 from schemas.manifest import InputFile, Manifest, Shard, SourceCounts
@@ -106,6 +107,7 @@ def write_build(
     licenses = Counter(r["license"] for r in kept)
     languages = Counter(r["lang"] for r in kept if r.get("lang"))
     atomic_write_text(out_dir / "README.md", dataset_card(manifest, licenses, languages))
+    write_report(out_dir)
     return manifest
 
 
