@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from pipeline.clean.stage import CleanStage
@@ -58,7 +59,27 @@ def write_task(recipe: Recipe, out: Path, kept, rejects, inputs, stages) -> dict
     with StagingDir(out) as staging:
         manifest = write_build(staging, recipe, kept, rejects, [InputFile(**i) for i in inputs], stages)
     get_run_logger().info("wrote %d shards to %s", len(manifest.shards), out)
+    rows = [
+        {
+            "source": name,
+            "read": c.read,
+            "kept": c.kept,
+            "rejected": sum(c.rejected.values()),
+            "reasons": ", ".join(f"{k} {v}" for k, v in sorted(c.rejected.items())),
+        }
+        for name, c in manifest.counts.items()
+    ]
+    create_table_artifact(
+        key=f"build-{_artifact_key(recipe.name)}-counts",
+        table=rows,
+        description=f"records per source of build {recipe.name} ({out})",
+    )
     return manifest.model_dump(mode="json")
+
+
+def _artifact_key(name: str) -> str:
+    """Prefect artifact keys allow lower-case letters, digits and dashes."""
+    return "".join(c if c.isalnum() else "-" for c in name.lower())
 
 
 @flow(name="build", log_prints=True)

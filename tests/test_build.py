@@ -195,3 +195,12 @@ def test_report_is_one_self_contained_page_with_the_figures(built):
     assert "planted" in page and "repetition_loop" in page and "duplicate_near" in page
     assert not any(tag in page for tag in ("<script", "<link", " src="))  # nothing to fetch
     assert page == (built / "out2" / "report.html").read_text(encoding="utf-8")  # deterministic
+
+
+def test_counts_are_a_prefect_table_artifact(built):
+    from prefect.artifacts import Artifact
+
+    art = Artifact.get("build-samples-counts")
+    assert art is not None and art.type == "table"
+    table = json.loads(art.data) if isinstance(art.data, str) else art.data
+    assert {r["source"] for r in table} >= {"alpaca_ja", "arxiv_latex"} and all(r["read"] > 0 for r in table)
