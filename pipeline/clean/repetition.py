@@ -124,18 +124,16 @@ def repetition_reason(text: str, lang: str | None, c) -> str | None:
         return f"dup_char_{c.dup_char_ngram}gram_frac={frac:.2f}"
     if len(text) < c.repetition_min_chars:
         return None
-    if "\n" in text:
-        frac, char_frac = duplicate_fractions(text.split("\n"))
-        if frac > c.max_dup_line_frac:
-            return f"dup_line_frac={frac:.2f}"
-        if char_frac > c.max_dup_line_char_frac:
-            return f"dup_line_char_frac={char_frac:.2f}"
-    if "\n\n" in text:
-        frac, char_frac = duplicate_fractions(text.split("\n\n"))
-        if frac > c.max_dup_para_frac:
-            return f"dup_para_frac={frac:.2f}"
-        if char_frac > c.max_dup_para_char_frac:
-            return f"dup_para_char_frac={char_frac:.2f}"
+    for unit, sep, max_frac, max_char_frac in (
+        ("line", "\n", c.max_dup_line_frac, c.max_dup_line_char_frac),
+        ("para", "\n\n", c.max_dup_para_frac, c.max_dup_para_char_frac),
+    ):
+        if sep in text:
+            frac, char_frac = duplicate_fractions(text.split(sep))
+            if frac > max_frac:
+                return f"dup_{unit}_frac={frac:.2f}"
+            if char_frac > max_char_frac:
+                return f"dup_{unit}_char_frac={char_frac:.2f}"
     if lang in _NO_SPACE_LANGS:
         return None
     words = text.split()
