@@ -38,54 +38,47 @@ def make_model(out_dir: str | Path, texts: list[str], arch: str = "gpt_neox", se
     out_dir.mkdir(parents=True, exist_ok=True)
     tok = train_tokenizer(texts, out_dir, size.pop("vocab_size", 1024))
     hidden, layers, heads = size.pop("hidden", 128), size.pop("layers", 2), size.pop("heads", 2)
-    common = dict(
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r} (known: {', '.join(ARCHS)})")
+    import transformers
+
+    per_arch = {  # what differs between the architectures; everything else is shared below
+        "gpt_neox": (
+            "GPTNeoXConfig",
+            dict(
+                num_attention_heads=heads,
+                intermediate_size=hidden * 4,
+                max_position_embeddings=1024,
+                rotary_pct=0.25,
+                use_parallel_residual=True,
+            ),
+        ),
+        "llama": (
+            "LlamaConfig",
+            dict(
+                num_attention_heads=heads,
+                num_key_value_heads=heads,
+                intermediate_size=hidden * 3,
+                max_position_embeddings=1024,
+            ),
+        ),
+        "rwkv": (
+            "RwkvConfig",
+            dict(attention_hidden_size=hidden, intermediate_size=hidden * 4, context_length=1024),
+        ),
+    }
+    cls, extra = per_arch[arch]
+    config = getattr(transformers, cls)(
+        hidden_size=hidden,
+        num_hidden_layers=layers,
         vocab_size=len(tok),
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
         tie_word_embeddings=False,
+        **extra,
+        **size,
     )
-    if arch == "gpt_neox":
-        from transformers import GPTNeoXConfig
-
-        config = GPTNeoXConfig(
-            hidden_size=hidden,
-            num_hidden_layers=layers,
-            num_attention_heads=heads,
-            intermediate_size=hidden * 4,
-            max_position_embeddings=1024,
-            rotary_pct=0.25,
-            use_parallel_residual=True,
-            **common,
-            **size,
-        )
-    elif arch == "llama":
-        from transformers import LlamaConfig
-
-        config = LlamaConfig(
-            hidden_size=hidden,
-            num_hidden_layers=layers,
-            num_attention_heads=heads,
-            num_key_value_heads=heads,
-            intermediate_size=hidden * 3,
-            max_position_embeddings=1024,
-            **common,
-            **size,
-        )
-    elif arch == "rwkv":
-        from transformers import RwkvConfig
-
-        config = RwkvConfig(
-            hidden_size=hidden,
-            num_hidden_layers=layers,
-            attention_hidden_size=hidden,
-            intermediate_size=hidden * 4,
-            context_length=1024,
-            **common,
-            **size,
-        )
-    else:
-        raise ValueError(f"unknown arch {arch!r} (known: {', '.join(ARCHS)})")
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
     model.save_pretrained(out_dir, safe_serialization=True)
