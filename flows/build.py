@@ -1,63 +1,68 @@
-"""The build flow: read each source -> clean (normalise, language, license, filters) -> exact dedup
--> near dedup -> write."""
+"""The build flow: read and clean each input file (a unit each, run in parallel on the task runner),
+exact dedup, near dedup, write. Finished units are kept in the work directory, so a killed run started
+again redoes only what was not finished (pipeline/sink/work.py)."""
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipeline.clean.stage import CleanStage
-from pipeline.dedup.exact import exact_dedup
-from pipeline.dedup.rows import near_dedup
+from pipeline import progress
 from pipeline.records import Row, is_reject
 from pipeline.sink.build import StagingDir, write_build
-from pipeline.sources import SourceRead, read_source
+from pipeline.sink.parquet import atomic_write_text
+from pipeline.sink.work import WorkDir, unit_key
+from pipeline.sources import InputFile as SourceFile
+from pipeline.sources import expand
+from pipeline.units import clean_file, exact_unit, near_unit
 from schemas.manifest import InputFile
-from schemas.recipe import Recipe, load_recipe
+from schemas.recipe import Recipe, SourceSpec, load_recipe
 
 
 @task(cache_policy=NO_CACHE)
-def read_task(recipe: Recipe, name: str) -> SourceRead:
-    got = read_source(recipe, recipe.source(name))
-    get_run_logger().info("%s: read %d records from %d file(s)", name, len(got.rows), len(got.inputs))
-    return got
+def clean_file_task(out_dir: str, recipe: Recipe, source: str, f: SourceFile) -> dict:
+    """Read and clean one input file (or find it done); returns the unit's info, rows stay on disk."""
+    info = clean_file(WorkDir(Path(out_dir)), recipe, source, f)
+    get_run_logger().info(
+        "%s %s: %s, %d records",
+        source,
+        f.rel,
+        "finished earlier" if info["reused"] else "cleaned",
+        info["input"]["records"],
+    )
+    return info
 
 
 @task(cache_policy=NO_CACHE)
-def clean_task(recipe: Recipe, name: str, rows: list[Row]) -> tuple[list[Row], list[Row], dict[str, int]]:
-    stage = CleanStage.from_recipe(recipe)
-    kept, rejects = [], []
-    for row in stage(rows):
-        (rejects if is_reject(row) else kept).append(row)
-    get_run_logger().info("%s: %d kept, %d rejected after cleaning", name, len(kept), len(rejects))
-    return kept, rejects, dict(stage.counts)
+def dedup_task(out_dir: str, recipe: Recipe, rows: list[Row], clean_keys: list[str]):
+    work = WorkDir(Path(out_dir))
+    log = get_run_logger()
+    kept, exact, exact_key, exact_reused = exact_unit(work, recipe, rows, clean_keys)
+    log.info("exact dedup%s: %d kept, %d duplicates", _how(exact_reused), len(kept), len(exact))
+    n_exact = len(kept)
+    kept, near, near_key, near_reused = near_unit(work, recipe, kept, exact_key)
+    log.info("near dedup%s: %d kept, %d near duplicates", _how(near_reused), len(kept), len(near))
+    units = {"exact": (exact_key, exact_reused, len(rows)), "near": (near_key, near_reused, n_exact)}
+    return kept, exact + near, units
+
+
+def _how(reused: bool | None) -> str:
+    return " (off)" if reused is None else " (finished earlier)" if reused else ""
 
 
 @task(cache_policy=NO_CACHE)
-def dedup_task(recipe: Recipe, rows: list[Row]) -> tuple[list[Row], list[Row]]:
-    if not recipe.dedup.exact:
-        return rows, []
-    kept, dups = exact_dedup(rows, {s.name: s.priority for s in recipe.sources})
-    get_run_logger().info("exact dedup: %d kept, %d duplicates", len(kept), len(dups))
-    return kept, dups
-
-
-@task(cache_policy=NO_CACHE)
-def near_dedup_task(recipe: Recipe, rows: list[Row]) -> tuple[list[Row], list[Row]]:
-    if recipe.dedup.near is False:
-        return rows, []
-    kept, dups = near_dedup(rows, recipe.dedup.near, {s.name: s.priority for s in recipe.sources})
-    get_run_logger().info("near dedup: %d kept, %d near duplicates", len(kept), len(dups))
-    return kept, dups
-
-
-@task(cache_policy=NO_CACHE)
-def write_task(recipe: Recipe, out: Path, kept, rejects, inputs, stages) -> dict:
-    with StagingDir(out) as staging:
-        manifest = write_build(staging, recipe, kept, rejects, [InputFile(**i) for i in inputs], stages)
+def write_task(recipe: Recipe, out: Path, key: str, kept, rejects, inputs, stages):
+    with StagingDir(out, key) as staging:
+        manifest, shards = write_build(
+            staging, recipe, kept, rejects, [InputFile(**i) for i in inputs], stages, reuse=True
+        )
     get_run_logger().info("wrote %d shards to %s", len(manifest.shards), out)
     rows = [
         {
@@ -74,7 +79,7 @@ def write_task(recipe: Recipe, out: Path, kept, rejects, inputs, stages) -> dict
         table=rows,
         description=f"records per source of build {recipe.name} ({out})",
     )
-    return manifest.model_dump(mode="json")
+    return manifest.model_dump(mode="json"), shards
 
 
 def _artifact_key(name: str) -> str:
@@ -82,17 +87,84 @@ def _artifact_key(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower())
 
 
-@flow(name="build", log_prints=True)
-def build_flow(recipe_path: str, out_dir: str) -> dict:
-    recipe = load_recipe(recipe_path)
-    rows, rejects, inputs, stages = [], [], [], {}
-    for spec in recipe.sources:
-        got = read_task(recipe, spec.name)
-        kept, dropped, counts = clean_task(recipe, spec.name, got.rows)
-        rows += kept
-        rejects += dropped
-        inputs += got.inputs
-        stages[spec.name] = counts
-    kept, exact_dups = dedup_task(recipe, rows)
-    kept, near_dups = near_dedup_task(recipe, kept)
-    return write_task(recipe, Path(out_dir), kept, rejects + exact_dups + near_dups, inputs, stages)
+def with_sources(recipe: Recipe, extra: list[dict] | None) -> Recipe:
+    """The recipe with more sources (the end-to-end flow adds the generated rows this way)."""
+    if not extra:
+        return recipe
+    return recipe.model_copy(update={"sources": [*recipe.sources, *(SourceSpec(**s) for s in extra)]})
+
+
+@flow(name="build", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=1))
+def build_flow(
+    recipe_path: str, out_dir: str, fresh: bool = False, extra_sources: list[dict] | None = None
+) -> dict:
+    """Build RECIPE into OUT_DIR; ``fresh`` discards finished work of earlier runs first."""
+    recipe = with_sources(load_recipe(recipe_path), extra_sources)
+    out = Path(out_dir)
+    work = WorkDir(out)
+    if fresh:
+        work.clear()
+    log = get_run_logger()
+
+    # 1. read + clean: one unit per input file, in parallel; results assembled in recipe/file order
+    files = [(spec.name, f) for spec in recipe.sources for f in expand(recipe, spec)]
+    futures = [clean_file_task.submit(out_dir, recipe, name, f) for name, f in files]
+    position = {id(fut): i for i, fut in enumerate(futures)}
+    infos: list[dict] = [{}] * len(files)
+    bar = progress.track("read+clean", len(files), "files")
+    for fut in as_completed(futures):
+        infos[position[id(fut)]] = fut.result()
+        bar.advance()
+    rows: list[Row] = []
+    rejects: list[Row] = []
+    stages: dict[str, Counter] = {spec.name: Counter() for spec in recipe.sources}
+    for info in infos:
+        for row in work.rows("clean", info["key"]):
+            (rejects if is_reject(row) else rows).append(row)
+        stages[info["input"]["source"]].update(info["counts"])
+    clean_keys = [info["key"] for info in infos]
+
+    # 2. exact + near dedup over all kept rows
+    kept, dups, units = dedup_task(out_dir, recipe, rows, clean_keys)
+
+    # 3. write: a staging directory keyed by everything the output depends on
+    key = unit_key("write", recipe.sha256(), units["near"][0], recipe.output.model_dump(mode="json"))
+    manifest, shards = write_task(
+        recipe,
+        out,
+        key,
+        kept,
+        rejects + dups,
+        [info["input"] for info in infos],
+        {name: dict(sorted(c.items())) for name, c in stages.items()},
+    )
+    stats = work_done(infos, units, shards)
+    work.sweep({"clean": set(clean_keys), "exact": {units["exact"][0]}, "near": {units["near"][0]}})
+    atomic_write_text(work.root / "last-run.json", json.dumps(stats, indent=2) + "\n")
+    log.info("work done: %s", json.dumps(stats))
+    return manifest
+
+
+def work_done(infos: list[dict], units: dict, shards) -> dict:
+    """What this run computed and what it found finished, counted in units and rows.
+
+    rows_processed = records read and cleaned (units computed) + rows given to each dedup pass computed
+    + rows in shards written.
+    """
+    computed = [i for i in infos if not i["reused"]]
+    rows_cleaned = sum(i["input"]["records"] for i in computed)
+    dedup_rows = sum(n for _key, reused, n in units.values() if reused is False)
+    written = [s for s in shards if not s.reused]
+    rows_written = sum(s.rows for s in written)
+    return {
+        "clean_units": {"computed": len(computed), "reused": len(infos) - len(computed)},
+        "dedup": {
+            name: "off" if reused is None else "reused" if reused else "computed"
+            for name, (_key, reused, _n) in units.items()
+        },
+        "shards": {"written": len(written), "reused": len(shards) - len(written)},
+        "rows_cleaned": rows_cleaned,
+        "rows_deduplicated": dedup_rows,
+        "rows_written": rows_written,
+        "rows_processed": rows_cleaned + dedup_rows + rows_written,
+    }

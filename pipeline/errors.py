@@ -10,3 +10,6 @@ class InputFileError(PipelineError):
         super().__init__(f"{path}: {problem}")
         self.path = path
         self.problem = problem
+
+    def __reduce__(self):  # picklable (a Dask worker sends it back to the flow)
+        return (type(self), (self.path, self.problem))

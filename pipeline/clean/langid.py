@@ -9,6 +9,7 @@ Only the first ``SAMPLE_CHARS`` characters are looked at.
 from __future__ import annotations
 
 import re
+import threading
 from functools import lru_cache
 
 from langdetect.detector_factory import DetectorFactory, init_factory
@@ -40,11 +41,17 @@ EN_WORDS = frozenset(
 DETECT_MAP = {"zh-cn": "zh", "zh-tw": "zh"}
 
 
+_factory_lock = threading.Lock()
+
+
 @lru_cache(maxsize=1)
 def _factory() -> DetectorFactory:
+    """langdetect's profiles, loaded once; the lock keeps a second thread from using a half-loaded
+    factory (langdetect publishes its global before loading the profiles into it)."""
     from langdetect import detector_factory
 
-    init_factory()
+    with _factory_lock:
+        init_factory()
     return detector_factory._factory
 
 

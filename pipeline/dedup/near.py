@@ -27,6 +27,7 @@ from pipeline.dedup.minhash import (
     word_signatures,
     word_tokens,
 )
+from pipeline.failpoints import failpoint
 
 NO_SPACE_LANGS = frozenset({"ja", "zh", "ko", "th"})
 _P = np.uint64(0x100000001B3)
@@ -199,6 +200,7 @@ def _cluster(
         return cache[i]
 
     for j in range(bands):
+        failpoint("near-band")
         block = store.band(j)
         usable = np.nonzero(~(block == EMPTY).all(axis=1))[0]  # documents without shingles never match
         keys = _band_keys(block[usable])

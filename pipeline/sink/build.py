@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.failpoints import failpoint
 from pipeline.records import Row, table_of
 from pipeline.sink.card import dataset_card
 from pipeline.sink.parquet import WrittenShard, atomic_write_text, write_shards
@@ -28,22 +29,48 @@ class AccountingError(RuntimeError):
 
 @dataclass
 class StagingDir:
+    """``.NAME.partial`` beside DIR, renamed to DIR when complete.
+
+    With a ``key`` (a hash of everything the output depends on) a staging directory left by a killed run
+    with the same key is resumed: its finished shards are kept, leftover temporary files removed. A
+    different key, or none, starts it empty. The key file is removed before the rename.
+    """
+
     final: Path
+    key: str | None = None
+
+    KEY_FILE = ".resume-key"
 
     @property
     def path(self) -> Path:
         return self.final.parent / f".{self.final.name}.partial"
 
     def __enter__(self) -> Path:
-        if self.path.exists():
-            shutil.rmtree(self.path)
-        self.path.mkdir(parents=True)
+        key_file = self.path / self.KEY_FILE
+        resumable = (
+            self.key is not None
+            and key_file.is_file()
+            and key_file.read_text(encoding="utf-8").strip() == self.key
+        )
+        if resumable:
+            for tmp in self.path.rglob(".*.tmp-*"):
+                tmp.unlink()
+        else:
+            if self.path.exists():
+                shutil.rmtree(self.path)
+            self.path.mkdir(parents=True)
+            if self.key is not None:
+                atomic_write_text(key_file, self.key + "\n")
+        self.resumed = resumable
         return self.path
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
-            shutil.rmtree(self.path, ignore_errors=True)
+            if self.key is None:  # nothing could resume it
+                shutil.rmtree(self.path, ignore_errors=True)
             return
+        (self.path / self.KEY_FILE).unlink(missing_ok=True)
+        failpoint("write-rename")
         old = self.final.parent / f".{self.final.name}.old"
         if old.exists():
             shutil.rmtree(old)
@@ -80,8 +107,12 @@ def write_build(
     rejects: list[Row],
     inputs: list[InputFile],
     stage_counts: dict[str, dict[str, int]] | None = None,
-) -> Manifest:
-    """Write everything into ``out_dir`` (an existing, empty staging directory) and return the manifest."""
+    reuse: bool = False,
+) -> tuple[Manifest, list[WrittenShard]]:
+    """Write everything into ``out_dir`` (a staging directory); the manifest and the shards written.
+
+    ``reuse``: shards already in ``out_dir`` are kept (a resumed staging directory, see StagingDir).
+    """
     read = Counter()
     for f in inputs:
         read[f.source] += f.records
@@ -99,16 +130,17 @@ def write_build(
                 tables.get((table, split), []),
                 TABLE_SCHEMAS[table],
                 recipe.output.shard_rows,
+                reuse,
             )
     shards += write_shards(
-        out_dir, "rejects", "rejects", rejects, TABLE_SCHEMAS["rejects"], recipe.output.shard_rows
+        out_dir, "rejects", "rejects", rejects, TABLE_SCHEMAS["rejects"], recipe.output.shard_rows, reuse
     )
     manifest = write_manifest(out_dir, recipe, inputs, shards, counts, stages=stage_counts or {})
     licenses = Counter(r["license"] for r in kept)
     languages = Counter(r["lang"] for r in kept if r.get("lang"))
     atomic_write_text(out_dir / "README.md", dataset_card(manifest, licenses, languages))
     write_report(out_dir)
-    return manifest
+    return manifest, shards
 
 
 def write_manifest(

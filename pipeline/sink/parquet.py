@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.failpoints import failpoint
 from pipeline.records import Row
 
 
@@ -24,6 +25,7 @@ class WrittenShard:
     split: str | None
     rows: int
     sha256: str
+    reused: bool = False  # found complete in a resumed staging directory, not written again
 
 
 def atomic_write(path: Path, write) -> None:
@@ -34,6 +36,7 @@ def atomic_write(path: Path, write) -> None:
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        failpoint("write-tmp")
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -53,9 +56,19 @@ def sha256_of(path: Path) -> str:
 
 
 def write_shards(
-    out_dir: Path, table: str, split: str, rows: list[Row], schema: pa.Schema, shard_rows: int
+    out_dir: Path,
+    table: str,
+    split: str,
+    rows: list[Row],
+    schema: pa.Schema,
+    shard_rows: int,
+    reuse: bool = False,
 ) -> list[WrittenShard]:
-    """Write ``rows`` as ``{table}/{split}-0000i-of-0000N.parquet`` (zstd); empty input writes nothing."""
+    """Write ``rows`` as ``{table}/{split}-0000i-of-0000N.parquet`` (zstd); empty input writes nothing.
+
+    ``reuse``: a shard file that already exists is taken as it is (a resumed staging directory whose key
+    says it holds exactly these rows; files appear only complete, by rename).
+    """
     if not rows:
         return []
     rows = sorted(rows, key=lambda r: r["id"])
@@ -64,15 +77,18 @@ def write_shards(
     for i in range(n):
         chunk = rows[i * shard_rows : (i + 1) * shard_rows]
         rel = f"{table}/{split}-{i:05d}-of-{n:05d}.parquet"
-        arrow = pa.Table.from_pylist(chunk, schema=schema)
         path = out_dir / rel
+        sub = split if table != "rejects" else None
+        if reuse and path.is_file():
+            written.append(WrittenShard(rel, table, sub, len(chunk), sha256_of(path), reused=True))
+            continue
+        arrow = pa.Table.from_pylist(chunk, schema=schema)
         atomic_write(
             path,
             lambda tmp, t=arrow: pq.write_table(
                 t, tmp, compression="zstd", use_dictionary=True, write_statistics=True, row_group_size=50_000
             ),
         )
-        written.append(
-            WrittenShard(rel, table, split if table != "rejects" else None, len(chunk), sha256_of(path))
-        )
+        written.append(WrittenShard(rel, table, sub, len(chunk), sha256_of(path)))
+        failpoint("write-shard")
     return written

@@ -1,0 +1,149 @@
+"""Completion records that make a build resumable: the work directory ``.NAME.work`` beside DIR.
+
+Every unit of work (reading and cleaning one input file, exact dedup, near dedup) stores its result under
+``.NAME.work/STAGE/KEY/`` where KEY hashes everything the result depends on: the input file's sha256, the
+parts of the recipe the stage reads, the keys of the units it consumes and the code version (a hash of
+the pipeline's own source files). A unit directory is written under a temporary name and renamed into
+place when complete, so a unit either exists whole or not at all; a rerun after a crash (SIGKILL
+included) loads the finished units and computes only the rest. A changed input or recipe setting changes
+the keys of exactly the units that depend on it. After a successful build, units the build did not use
+are removed, so the work directory holds one build's worth of data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from functools import cache
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.records import ORIGINAL, Row, table_of
+from schemas.columns import TABLE_SCHEMAS
+
+_PACKAGES = ("pipeline", "schemas")
+
+
+@cache
+def code_version() -> str:
+    """sha256 over the pipeline's Python sources: a code change invalidates every cached unit."""
+    root = Path(__file__).resolve().parents[2]
+    h = hashlib.sha256()
+    for pkg in _PACKAGES:
+        for f in sorted((root / pkg).rglob("*.py")):
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def unit_key(*parts) -> str:
+    """A 128-bit hex key over the code version and JSON-able parts."""
+    payload = json.dumps([code_version(), *parts], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def _with_original(schema: pa.Schema) -> pa.Schema:
+    return schema.append(pa.field(ORIGINAL, pa.string()))
+
+
+# kept rows may carry their pre-normalisation fields (ORIGINAL) so that a later reject stays verbatim
+_UNIT_SCHEMAS = {
+    "instruct": _with_original(TABLE_SCHEMAS["instruct"]),
+    "text": _with_original(TABLE_SCHEMAS["text"]),
+    "rejects": TABLE_SCHEMAS["rejects"],
+}
+
+
+def _to_arrow(rows: list[Row], schema: pa.Schema) -> pa.Table:
+    names = set(schema.names)
+    out = []
+    for r in rows:
+        extra = set(r) - names
+        if extra:  # a row this store cannot give back unchanged: a bug, never silently dropped
+            raise ValueError(f"row {r.get('id')}: columns {sorted(extra)} are not in the unit schema")
+        if r.get(ORIGINAL) is not None:
+            r = {**r, ORIGINAL: json.dumps(r[ORIGINAL], ensure_ascii=False, sort_keys=True)}
+        out.append(r)
+    return pa.Table.from_pylist(out, schema=schema)
+
+
+def _from_arrow(table: pa.Table) -> list[Row]:
+    rows = table.to_pylist()
+    if ORIGINAL in table.column_names:
+        for r in rows:
+            orig = r.pop(ORIGINAL)
+            if orig is not None:
+                r[ORIGINAL] = json.loads(orig)
+    return rows
+
+
+class WorkDir:
+    def __init__(self, out_dir: Path):
+        out_dir = Path(out_dir)
+        self.root = out_dir.parent / f".{out_dir.name}.work"
+
+    def unit_path(self, stage: str, key: str) -> Path:
+        return self.root / stage / key
+
+    def has(self, stage: str, key: str) -> bool:
+        return (self.unit_path(stage, key) / "unit.json").is_file()
+
+    def info(self, stage: str, key: str) -> dict:
+        return json.loads((self.unit_path(stage, key) / "unit.json").read_text(encoding="utf-8"))
+
+    def rows(self, stage: str, key: str, table: str | None = None) -> list[Row]:
+        """The unit's rows, table by table (order within a table kept); ``table`` picks one table."""
+        info = self.info(stage, key)
+        rows: list[Row] = []
+        for name in info["tables"] if table is None else [table]:
+            if name in info["tables"]:
+                rows += _from_arrow(pq.read_table(self.unit_path(stage, key) / f"{name}.parquet"))
+        return rows
+
+    def save(self, stage: str, key: str, rows: list[Row], info: dict) -> None:
+        """Write the unit whole under a temporary name, then rename it into place."""
+        final = self.unit_path(stage, key)
+        tmp = final.parent / f".{key}.tmp-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        tables: dict[str, list[Row]] = {}
+        for r in rows:
+            tables.setdefault(table_of(r), []).append(r)
+        for name, part in tables.items():
+            path = tmp / f"{name}.parquet"
+            pq.write_table(_to_arrow(part, _UNIT_SCHEMAS[name]), path, compression="zstd")
+            _fsync(path)
+        meta = {**info, "tables": sorted(tables)}
+        (tmp / "unit.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        _fsync(tmp / "unit.json")
+        if final.exists():  # another worker finished the same unit first: same key, same content
+            shutil.rmtree(tmp)
+            return
+        os.replace(tmp, final)
+
+    def sweep(self, live: dict[str, set[str]]) -> int:
+        """Remove unit directories (and leftover temporaries) not in ``live`` (stage -> keys)."""
+        removed = 0
+        if not self.root.exists():
+            return 0
+        for stage_dir in self.root.iterdir():
+            if not stage_dir.is_dir():
+                continue
+            keep = live.get(stage_dir.name, set())
+            for unit in stage_dir.iterdir():
+                if unit.name not in keep:
+                    shutil.rmtree(unit, ignore_errors=True)
+                    removed += 1
+        return removed
+
+    def clear(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
