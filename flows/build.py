@@ -12,8 +12,8 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.runtime import task_runner
 from pipeline import progress
 from pipeline.records import Row, is_reject
 from pipeline.sink.build import StagingDir, write_build
@@ -94,7 +94,7 @@ def with_sources(recipe: Recipe, extra: list[dict] | None) -> Recipe:
     return recipe.model_copy(update={"sources": [*recipe.sources, *(SourceSpec(**s) for s in extra)]})
 
 
-@flow(name="build", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=1))
+@flow(name="build", log_prints=True)
 def build_flow(
     recipe_path: str, out_dir: str, fresh: bool = False, extra_sources: list[dict] | None = None
 ) -> dict:
@@ -108,13 +108,18 @@ def build_flow(
 
     # 1. read + clean: one unit per input file, in parallel; results assembled in recipe/file order
     files = [(spec.name, f) for spec in recipe.sources for f in expand(recipe, spec)]
-    futures = [clean_file_task.submit(out_dir, recipe, name, f) for name, f in files]
-    position = {id(fut): i for i, fut in enumerate(futures)}
+    # on the runner the recipe's runtime names (chosen here, at run time, so a served deployment obeys it)
     infos: list[dict] = [{}] * len(files)
-    bar = progress.track("read+clean", len(files), "files")
-    for fut in as_completed(futures):
-        infos[position[id(fut)]] = fut.result()
-        bar.advance()
+    with task_runner(recipe.runtime) as runner:
+        futures = [
+            runner.submit(clean_file_task, {"out_dir": out_dir, "recipe": recipe, "source": name, "f": f})
+            for name, f in files
+        ]
+        position = {id(fut): i for i, fut in enumerate(futures)}
+        bar = progress.track("read+clean", len(files), "files")
+        for fut in as_completed(futures):
+            infos[position[id(fut)]] = fut.result()
+            bar.advance()
     rows: list[Row] = []
     rejects: list[Row] = []
     stages: dict[str, Counter] = {spec.name: Counter() for spec in recipe.sources}
@@ -167,4 +172,5 @@ def work_done(infos: list[dict], units: dict, shards) -> dict:
         "rows_deduplicated": dedup_rows,
         "rows_written": rows_written,
         "rows_processed": rows_cleaned + dedup_rows + rows_written,
+        "workers": sorted({i["worker"] for i in computed}),  # host:pid of the processes that cleaned
     }

@@ -33,15 +33,18 @@ def plan_task(recipe) -> dict:
 
 
 @task(cache_policy=NO_CACHE)
-def train_task(recipe, out: Path) -> dict:
-    return train(recipe.train, out, model_path(recipe), recipe.resolve(recipe.train.dataset))
+def train_task(recipe, out: Path, dataset: Path) -> dict:
+    return train(recipe.train, out, model_path(recipe), dataset)
 
 
 @flow(name="train")
-def train_flow(recipe_path: str, out_dir: str) -> dict:
+def train_flow(recipe_path: str, out_dir: str, dataset: str | None = None) -> dict:
+    """Train on ``dataset`` (a build output directory; default the recipe's ``train.dataset``)."""
     recipe = load_recipe(recipe_path)
     plan = plan_task(recipe)
-    run = train_task(recipe, Path(out_dir))
+    run = train_task(
+        recipe, Path(out_dir), Path(dataset) if dataset else recipe.resolve(recipe.train.dataset)
+    )
     get_run_logger().info(
         "adapter written to %s/adapter (%d steps, eval loss %s)", out_dir, run["steps"], run["eval_loss"]
     )

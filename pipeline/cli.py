@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipeline import progress
 from pipeline.errors import PipelineError
 from schemas.recipe import RecipeError, load_recipe
 
@@ -58,8 +59,15 @@ def build(
     out: Annotated[
         Path | None, typer.Option("--out", help="output directory (default data/out/NAME)")
     ] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="discard finished work of earlier runs (.NAME.work) first")
+    ] = False,
 ) -> None:
-    """Read, clean, deduplicate and write the sources of RECIPE as Parquet shards."""
+    """Read, clean, deduplicate and write the sources of RECIPE as Parquet shards.
+
+    A killed or failed build started again with the same recipe and --out resumes: finished units
+    (one per input file, one per dedup pass, each shard) are kept in .NAME.work beside the output.
+    """
     try:
         r = preflight(recipe)
     except (RecipeError, PipelineError) as err:
@@ -69,7 +77,8 @@ def build(
     from flows.build import build_flow
 
     try:
-        manifest = build_flow(str(recipe), str(out_dir))
+        with progress.bars(err_console):
+            manifest = build_flow(str(recipe), str(out_dir), fresh)
     except (RecipeError, PipelineError) as err:
         fail(str(err))
     print_counts(manifest["counts"])

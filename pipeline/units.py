@@ -11,6 +11,8 @@ much work it did. ``reused`` is None for a pass the recipe turns off.
 from __future__ import annotations
 
 import glob
+import os
+import socket
 from pathlib import Path
 
 from pipeline.clean.stage import CleanStage
@@ -69,7 +71,7 @@ def clean_file(work: WorkDir, recipe: Recipe, source: str, f: InputFile) -> dict
     }
     work.save("clean", key, cleaned, info)
     failpoint("clean-saved")
-    return {**info, "reused": False}
+    return {**info, "reused": False, "worker": f"{socket.gethostname()}:{os.getpid()}"}
 
 
 def _dedup_unit(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -165,6 +165,41 @@ class TrainSpec(_Strict):
     merge: bool = False  # also save the base model with the adapter merged in
 
 
+class ScheduleSpec(_Strict):
+    """When ``python -m pipeline serve`` runs the recipe: a cron line in a time zone, on one flow."""
+
+    cron: str
+    timezone: str = "UTC"
+    flow: Literal["pipeline", "build", "generate", "train"] = "pipeline"  # pipeline = end to end
+
+    @model_validator(mode="after")
+    def _valid(self) -> ScheduleSpec:
+        from prefect.client.schemas.schedules import CronSchedule  # the schedule serve will create
+
+        try:
+            CronSchedule(cron=self.cron, timezone=self.timezone)
+        except ValidationError as err:
+            raise ValueError(err.errors()[0]["msg"].removeprefix("Value error, ")) from None
+        return self
+
+
+class RuntimeSpec(_Strict):
+    """Where the per-file units of a build run: in the flow's process, or on a Dask cluster."""
+
+    engine: Literal["local", "dask"] = "local"
+    address: str | None = None  # dask: scheduler of a running cluster, e.g. tcp://host:8786
+    workers: int | None = Field(default=None, gt=0)  # dask without address: local cluster size
+    threads_per_worker: int = Field(default=1, gt=0)
+
+    @model_validator(mode="after")
+    def _one_cluster(self) -> RuntimeSpec:
+        if self.engine == "local" and (self.address or self.workers):
+            raise ValueError("address and workers need engine: dask")
+        if self.address and self.workers:
+            raise ValueError("give either address (a running cluster) or workers (a local one)")
+        return self
+
+
 class Recipe(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     sources: list[SourceSpec] = []
@@ -176,8 +211,8 @@ class Recipe(_Strict):
     output: OutputSpec = OutputSpec()
     generate: GenerateSpec | None = None
     train: TrainSpec | None = None
-    schedule: dict[str, Any] | None = None
-    runtime: dict[str, Any] | None = None
+    schedule: ScheduleSpec | None = None
+    runtime: RuntimeSpec = RuntimeSpec()
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
@@ -210,10 +245,16 @@ class Recipe(_Strict):
                 return s
         raise KeyError(name)
 
+    # how and when a recipe runs, not what it makes: left out of the manifest and the recipe hash, so
+    # that a scheduled or Dask run writes the same bytes as a local one
+    OPERATIONAL: ClassVar[frozenset[str]] = frozenset({"schedule", "runtime"})
+
+    def content(self) -> dict:
+        """The recipe as JSON data, without its operational keys (the manifest records this)."""
+        return self.model_dump(mode="json", exclude=set(self.OPERATIONAL))
+
     def canonical_json(self) -> str:
-        return json.dumps(
-            self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":")
-        )
+        return json.dumps(self.content(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
     def sha256(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
@@ -226,7 +267,7 @@ def _first_error(path: Path, err: ValidationError) -> str:
         return f"{path}: unknown recipe key '{loc}'"
     if e["type"] == "missing":
         return f"{path}: missing recipe key '{loc}'"
-    return f"{path}: recipe key '{loc}': {e['msg']}"
+    return f"{path}: recipe key '{loc}': {e['msg'].removeprefix('Value error, ')}"
 
 
 def parse_recipe(data: Any, path: Path, base_dir: Path | None = None) -> Recipe:

@@ -40,3 +40,21 @@ def read_all(kind: str, file: Path, **kw) -> list[dict]:
 
     s = spec(kind=kind, path=str(file), **kw)
     return list(READERS[kind](file, file.name, s, file.parent))
+
+
+def samples_copy(dir: Path, **changes) -> Path:
+    """A copy of data/samples and of the default recipe (with ``changes``) under ``dir``; the recipe."""
+    import shutil
+
+    if not (dir / "samples").exists():
+        shutil.copytree(SAMPLES, dir / "samples")
+    (dir / "recipes").mkdir(exist_ok=True)
+    data = yaml.safe_load(DEFAULT_RECIPE.read_text(encoding="utf-8"))
+    recipe = dir / "recipes" / "default.yaml"
+    recipe.write_text(yaml.safe_dump({**data, **changes}, allow_unicode=True), encoding="utf-8")
+    return recipe
+
+
+def files_of(d: Path) -> dict[str, bytes]:
+    """Every file under ``d`` by relative path, with its bytes."""
+    return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}

@@ -137,7 +137,7 @@ def test_manifest_lists_every_parquet_file_with_its_sha256(built):
         assert hashlib.sha256((out / s["path"]).read_bytes()).hexdigest() == s["sha256"]
         assert pq.read_metadata(out / s["path"]).num_rows == s["rows"]
     assert manifest["recipe_sha256"] and manifest["schema_version"] == "1.0"
-    assert not list(built.glob(".out1*"))  # no staging directory left behind
+    assert [p.name for p in built.glob(".out1*")] == [".out1.work"]  # no staging dir, the work dir kept
 
 
 def test_two_runs_are_byte_identical(built):

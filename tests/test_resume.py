@@ -6,20 +6,13 @@ units it computed, rows given to each dedup pass it computed, rows in shards it 
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
-
-from conftest import DEFAULT_RECIPE, ROOT, SAMPLES
-
-
-def files_of(d: Path) -> dict[str, bytes]:
-    return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+from conftest import ROOT, files_of, samples_copy
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +21,7 @@ def setup(tmp_path_factory, prefect_harness):
     from prefect.settings import PREFECT_API_URL
 
     tmp = tmp_path_factory.mktemp("resume")
-    shutil.copytree(SAMPLES, tmp / "samples")
-    (tmp / "recipes").mkdir()
-    data = yaml.safe_load(DEFAULT_RECIPE.read_text(encoding="utf-8"))
-    data["output"] = {"shard_rows": 100}
-    recipe = tmp / "recipes" / "default.yaml"
-    recipe.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    recipe = samples_copy(tmp, output={"shard_rows": 100})
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PYTHONPATH": str(ROOT)}
     env.pop("PIPELINE_FAILPOINT", None)
     base = tmp / "base" / "out"
@@ -113,14 +101,9 @@ def test_a_changed_input_or_setting_redoes_exactly_the_work_it_affects(setup, tm
     from flows.build import build_flow
 
     _, _, _, expected, _ = setup
-    shutil.copytree(SAMPLES, tmp_path / "samples")
-    (tmp_path / "recipes").mkdir()
-    data = yaml.safe_load(DEFAULT_RECIPE.read_text(encoding="utf-8"))
-    data["output"] = {"shard_rows": 100}
-    recipe = tmp_path / "recipes" / "default.yaml"
 
     def rebuild(**changes) -> dict:
-        recipe.write_text(yaml.safe_dump({**data, **changes}, allow_unicode=True), encoding="utf-8")
+        recipe = samples_copy(tmp_path, output={"shard_rows": 100}, **changes)
         build_flow(str(recipe), str(tmp_path / "out"))
         return stats(tmp_path / "out")
 

@@ -150,7 +150,7 @@ def write_manifest(
     manifest = Manifest(
         schema_version=SCHEMA_VERSION,
         name=recipe.name,
-        recipe=recipe.model_dump(mode="json"),
+        recipe=recipe.content(),
         recipe_sha256=recipe.sha256(),
         inputs=inputs,
         shards=[

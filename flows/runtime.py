@@ -1,0 +1,28 @@
+"""The task runner a recipe's ``runtime`` asks for: the flow's own process, or a Dask cluster (a running
+one at ``address``, or a local one of ``workers`` processes started for the run)."""
+
+from __future__ import annotations
+
+import os
+
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from schemas.recipe import RuntimeSpec
+
+
+def task_runner(runtime: RuntimeSpec):
+    if runtime.engine == "local":
+        # one unit at a time: cleaning is CPU-bound Python, threads would only interleave it
+        return ThreadPoolTaskRunner(max_workers=1)
+    from prefect_dask import DaskTaskRunner
+
+    if runtime.address:
+        return DaskTaskRunner(address=runtime.address)
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": runtime.workers or os.cpu_count() or 1,
+            "threads_per_worker": runtime.threads_per_worker,
+            "processes": True,
+            "dashboard_address": None,
+        }
+    )
