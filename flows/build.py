@@ -18,6 +18,7 @@ from pipeline import progress
 from pipeline.records import Row, is_reject
 from pipeline.sink.build import StagingDir, write_build
 from pipeline.sink.parquet import atomic_write_text
+from pipeline.sink.report import artifact_tables
 from pipeline.sink.work import WorkDir, unit_key
 from pipeline.sources import InputFile as SourceFile
 from pipeline.sources import expand
@@ -60,26 +61,17 @@ def _how(reused: bool | None) -> str:
 @task(cache_policy=NO_CACHE)
 def write_task(recipe: Recipe, out: Path, key: str, kept, rejects, inputs, stages):
     with StagingDir(out, key) as staging:
-        manifest, shards = write_build(
+        written = write_build(
             staging, recipe, kept, rejects, [InputFile(**i) for i in inputs], stages, reuse=True
         )
-    get_run_logger().info("wrote %d shards to %s", len(manifest.shards), out)
-    rows = [
-        {
-            "source": name,
-            "read": c.read,
-            "kept": c.kept,
-            "rejected": sum(c.rejected.values()),
-            "reasons": ", ".join(f"{k} {v}" for k, v in sorted(c.rejected.items())),
-        }
-        for name, c in manifest.counts.items()
-    ]
-    create_table_artifact(
-        key=f"build-{_artifact_key(recipe.name)}-counts",
-        table=rows,
-        description=f"records per source of build {recipe.name} ({out})",
-    )
-    return manifest.model_dump(mode="json"), shards
+    get_run_logger().info("wrote %d shards to %s", len(written.manifest.shards), out)
+    for suffix, rows in artifact_tables(written.report).items():  # the report's tables, on the flow run
+        create_table_artifact(
+            key=f"build-{_artifact_key(recipe.name)}-{suffix}",
+            table=rows,
+            description=f"{suffix} of build {recipe.name} ({out}); the figures are in {out}/report.html",
+        )
+    return written.manifest.model_dump(mode="json"), written.shards
 
 
 def _artifact_key(name: str) -> str:

@@ -172,14 +172,82 @@ def train_cmd(
     )
 
 
+@app.command("run")
+def run_cmd(
+    recipe: Annotated[Path, typer.Argument(help="recipe YAML")] = DEFAULT_RECIPE,
+    out_root: Annotated[
+        Path, typer.Option("--out-root", help="folder of the outputs (NAME, NAME-generated, NAME-lora)")
+    ] = Path("data/out"),
+) -> None:
+    """End to end: build -> generate -> build with the generated rows -> train (stages the recipe has)."""
+    try:
+        r = preflight(recipe) if load_recipe(recipe).sources else load_recipe(recipe)
+    except (RecipeError, PipelineError) as err:
+        fail(str(err))
+    prefect_env()
+    from flows.end_to_end import pipeline_flow
+
+    try:
+        with progress.bars(err_console):
+            done = pipeline_flow(str(recipe), str(out_root))
+    except (RecipeError, PipelineError) as err:
+        fail(str(err))
+    typer.echo(f"{r.name}: {' -> '.join(done['stages']) or 'nothing to do'}")
+
+
 @app.command()
-def report(out_dir: Annotated[Path, typer.Argument(help="a build output directory")]) -> None:
+def serve(
+    recipes: Annotated[list[Path], typer.Argument(help="recipe YAML files")],
+    out_root: Annotated[
+        Path, typer.Option("--out-root", help="folder of the outputs (NAME, NAME-generated, NAME-lora)")
+    ] = Path("data/out"),
+) -> None:
+    """Serve each recipe's flows as Prefect deployments (its schedule on the flow it names) until stopped.
+
+    Needs a Prefect server: `prefect server start --host 127.0.0.1`, then
+    PREFECT_API_URL=http://127.0.0.1:4200/api in this shell.
+    """
+    for path in recipes:
+        try:
+            load_recipe(path)
+        except RecipeError as err:
+            fail(str(err))
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        fail(
+            "serve needs a Prefect server: start one with `prefect server start --host 127.0.0.1` and "
+            "set PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from prefect import serve as prefect_serve
+
+    from flows.serve import deployments_for
+
+    deployments = [d for path in recipes for d in deployments_for(path, out_root)]
+    for d in deployments:
+        sched = (
+            f" (cron {d.schedules[0].schedule.cron} {d.schedules[0].schedule.timezone})"
+            if d.schedules
+            else ""
+        )
+        err_console.print(f"serving {d.flow_name}/{d.name}{sched}", markup=False)
+    prefect_serve(*deployments, print_starting_message=False)
+
+
+@app.command()
+def report(
+    out_dir: Annotated[Path, typer.Argument(help="a build output directory")],
+    tokenizer: Annotated[
+        str | None, typer.Option("--tokenizer", help="tokenizer for token lengths (directory or hub id)")
+    ] = None,
+) -> None:
     """(Re)generate DIR/report.html: flow of records, reasons, lengths, languages, licences, samples."""
     from pipeline.sink.report import write_report
 
     if not (out_dir / "manifest.json").is_file():
         fail(f"{out_dir}: no manifest.json (not a build output directory)")
-    typer.echo(f"wrote {write_report(out_dir)}")
+    typer.echo(f"wrote {write_report(out_dir, (tokenizer, tokenizer) if tokenizer else None)}")
 
 
 @app.command()

@@ -97,6 +97,9 @@ class CleanSpec(_Strict):
 
 class OutputSpec(_Strict):
     shard_rows: int = Field(default=100_000, gt=0)
+    # tokenizer (local directory or hub id) for the token-length figures of report.html; default the
+    # train section's model when there is one
+    report_tokenizer: str | None = None
 
 
 class SamplingSpec(_Strict):

@@ -54,7 +54,8 @@ def built(tmp_path_factory, prefect_harness):
     tmp = tmp_path_factory.mktemp("build")
     recipe = recipe_with_planted(tmp)
     build_flow(str(recipe), str(tmp / "out1"))
-    build_flow(str(recipe), str(tmp / "out2"))
+    state = build_flow(str(recipe), str(tmp / "out2"), return_state=True)
+    (tmp / "out2-flow-run").write_text(str(state.state_details.flow_run_id))
     return tmp
 
 
@@ -197,10 +198,36 @@ def test_report_is_one_self_contained_page_with_the_figures(built):
     assert page == (built / "out2" / "report.html").read_text(encoding="utf-8")  # deterministic
 
 
-def test_counts_are_a_prefect_table_artifact(built):
-    from prefect.artifacts import Artifact
+def test_the_report_tables_are_prefect_table_artifacts_of_the_flow_run(built):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-    art = Artifact.get("build-samples-counts")
-    assert art is not None and art.type == "table"
-    table = json.loads(art.data) if isinstance(art.data, str) else art.data
-    assert {r["source"] for r in table} >= {"alpaca_ja", "arxiv_latex"} and all(r["read"] > 0 for r in table)
+    run_id = (built / "out2-flow-run").read_text()
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+        )
+    by_key = {a.key: a for a in arts}
+    suffixes = ["counts", "rejects", "lengths", "languages", "licenses", "near-duplicate-clusters", "samples"]
+    assert sorted(by_key) == sorted(f"build-samples-{s}" for s in suffixes)
+
+    def table(key):
+        art = by_key[f"build-samples-{key}"]
+        assert art.type == "table"
+        return json.loads(art.data) if isinstance(art.data, str) else art.data
+
+    manifest = json.loads((built / "out2" / "manifest.json").read_text())
+    counts = table("counts")
+    assert {r["source"]: (r["read"], r["kept"]) for r in counts} == {
+        k: (c["read"], c["kept"]) for k, c in manifest["counts"].items()
+    }
+    rejects = table("rejects")
+    assert sum(r["rows"] for r in rejects) == sum(r["rejected"] for r in counts)
+    kept = {r["source"]: r["kept"] for r in counts}
+    for mix in ("languages", "licenses"):
+        assert {r["source"]: sum(v for k, v in r.items() if k != "source") for r in table(mix)} == kept
+    assert sum(r["rows"] for r in table("lengths")) == sum(r["kept"] for r in counts)
+    assert sum(r["clusters"] * (r["cluster size"] - 1) for r in table("near-duplicate-clusters")) == sum(
+        r["rows"] for r in rejects if r["reason"] == "duplicate_near"
+    )
+    assert len(table("samples")) >= len(manifest["counts"])

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import shutil
 
@@ -227,3 +228,51 @@ def test_vllm_backend_stops_the_loop_and_answers(taught, tmp_path):
         (ANSWERS[0], "stop"),
     ]
     assert got[0]["tokens"] < 40  # the engine's repetition detection ended it, not max_tokens
+
+
+def test_end_to_end_flow_build_generate_build_train(taught, tmp_path, prefect_harness):
+    """build -> generate -> build with the generated rows (same DIR, finished units reused) -> train."""
+    from flows.end_to_end import pipeline_flow
+
+    ja = json.loads((SAMPLES / "japanese_alpaca" / "alpaca_data_ja.sample.json").read_text())
+    short = [r for r in ja if len(r["output"]) < 80][:20]
+    (tmp_path / "a.json").write_text(json.dumps(short, ensure_ascii=False))
+    shutil.copytree(taught, tmp_path / "model")
+    recipe = {
+        "name": "e2e",
+        "sources": [{"name": "a", "kind": "alpaca", "path": "a.json", "license": "cc-by-nc-4.0"}],
+        "languages": ["ja"],
+        "dedup": {"near": False},
+        "generate": {**spec().model_dump(mode="json"), "model": "model", "seed_tasks": str(SEEDS)},
+        "train": {
+            "model": "model",
+            "dataset": "not-used",  # the flow trains on its own build
+            "seq_len": 128,
+            "micro_batch": 2,
+            "grad_accum": 1,
+            "max_steps": 3,
+            "precision": "fp32",
+            "gradient_checkpointing": False,
+            "gpus": 0,
+            "eval_steps": 100,
+            "save_steps": 100,
+            "sample_generations": 0,
+        },
+    }
+    r = write_recipe(tmp_path, recipe)
+    done = pipeline_flow(str(r), str(tmp_path / "out"))
+    assert done["stages"] == ["build", "generate", "build+generated", "train"]
+    built = tmp_path / "out" / "e2e"
+    manifest = json.loads((built / "manifest.json").read_text())
+    generated = json.loads((tmp_path / "out" / "e2e-generated" / "manifest.json").read_text())
+    n_gen = generated["counts"]["generate.e2e"]["kept"]
+    assert manifest["counts"]["a"]["read"] == 20
+    assert manifest["counts"]["generated"]["read"] == n_gen >= 4
+    work = json.loads((tmp_path / "out" / ".e2e.work" / "last-run.json").read_text())
+    assert work["clean_units"] == {"computed": 1, "reused": 1}  # the second build cleaned only the new file
+    run = json.loads((tmp_path / "out" / "e2e-lora" / "run_manifest.json").read_text())
+    assert run["dataset"] == str(built.resolve())
+    assert (
+        run["dataset_manifest_sha256"] == hashlib.sha256((built / "manifest.json").read_bytes()).hexdigest()
+    )
+    assert (tmp_path / "out" / "e2e-lora" / "adapter" / "adapter_model.safetensors").is_file()

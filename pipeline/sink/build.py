@@ -16,7 +16,7 @@ from pipeline.failpoints import failpoint
 from pipeline.records import Row, table_of
 from pipeline.sink.card import dataset_card
 from pipeline.sink.parquet import WrittenShard, atomic_write_text, write_shards
-from pipeline.sink.report import write_report
+from pipeline.sink.report import report_data, tokenizer_of, write_report
 from pipeline.sink.split import split_of
 from schemas.columns import SCHEMA_VERSION, TABLE_SCHEMAS
 from schemas.manifest import InputFile, Manifest, Shard, SourceCounts
@@ -81,6 +81,13 @@ class StagingDir:
             shutil.rmtree(old)
 
 
+@dataclass
+class Written:
+    manifest: Manifest
+    shards: list[WrittenShard]
+    report: dict  # the report's tables (pipeline/sink/report.py report_data)
+
+
 def count(
     recipe: Recipe, kept: list[Row], rejects: list[Row], read: dict[str, int]
 ) -> dict[str, SourceCounts]:
@@ -108,8 +115,8 @@ def write_build(
     inputs: list[InputFile],
     stage_counts: dict[str, dict[str, int]] | None = None,
     reuse: bool = False,
-) -> tuple[Manifest, list[WrittenShard]]:
-    """Write everything into ``out_dir`` (a staging directory); the manifest and the shards written.
+) -> Written:
+    """Write everything into ``out_dir`` (a staging directory); the manifest, shards and report data.
 
     ``reuse``: shards already in ``out_dir`` are kept (a resumed staging directory, see StagingDir).
     """
@@ -139,8 +146,9 @@ def write_build(
     licenses = Counter(r["license"] for r in kept)
     languages = Counter(r["lang"] for r in kept if r.get("lang"))
     atomic_write_text(out_dir / "README.md", dataset_card(manifest, licenses, languages))
-    write_report(out_dir)
-    return manifest, shards
+    report = report_data(out_dir, tokenizer_of(recipe))
+    write_report(out_dir, data=report)
+    return Written(manifest, shards, report)
 
 
 def write_manifest(

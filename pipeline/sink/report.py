@@ -79,10 +79,18 @@ def histogram(title: str, series: dict[str, list[int]]) -> str:
             svg.append(
                 f'<rect x="{i * w}" y="{65 - bh:.1f}" width="{w - 2}" height="{bh:.1f}" fill="#4e79a7"><title>{2**b}-{2 ** (b + 1) - 1}: {bins.get(b, 0)}</title></rect>'
             )
-            svg.append(f'<text x="{i * w}" y="80" font-size="9">{2**b}</text>')
+            svg.append(f'<text x="{i * w}" y="80" font-size="9">{_short(2**b)}</text>')
         svg.append("</svg>")
-        out.append(f"<h3>{html.escape(name)} ({len(values)} rows)</h3>" + "".join(svg))
+        out.append(
+            f'<figure class="hist"><figcaption>{html.escape(name)} ({len(values)} rows)</figcaption>'
+            + "".join(svg)
+            + "</figure>"
+        )
     return "\n".join(out)
+
+
+def _short(n: int) -> str:
+    return f"{n // 1024}k" if n >= 1024 else str(n)
 
 
 def table(title: str, header: list[str], rows: list[list]) -> str:
@@ -91,62 +99,175 @@ def table(title: str, header: list[str], rows: list[list]) -> str:
     return f"<h2>{html.escape(title)}</h2><table><tr>{head}</tr>{body}</table>"
 
 
-def render_report(out_dir: Path) -> str:
+def _text(r: dict) -> str:
+    return r.get("text") or "\n".join(x for x in (r.get("instruction"), r.get("input"), r.get("output")) if x)
+
+
+def tokenizer_of(recipe) -> tuple[str, str] | None:
+    """(where to load it, its name in the recipe) of the tokenizer a recipe names for the report:
+    output.report_tokenizer, else train.model; a path relative to the recipe when that exists, else the
+    name as given (a hub id)."""
+    name = recipe.output.report_tokenizer or (recipe.train.model if recipe.train else None)
+    if not name:
+        return None
+    local = recipe.resolve(name)
+    return (str(local) if local.exists() else name), name
+
+
+def _token_counter(tokenizer: tuple[str, str] | None):
+    """(len(tokens) of texts, or None; a note when the tokenizer could not be loaded)."""
+    if not tokenizer:
+        return None, "no tokenizer: set output.report_tokenizer or train.model"
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(tokenizer[0])
+    except (OSError, ValueError) as err:  # a report never fails a build: the page says why
+        return None, f"tokenizer {tokenizer[1]} could not be loaded: {str(err).splitlines()[0]}"
+    return (lambda texts: [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]), None
+
+
+def _quantiles(values: list[int]) -> list[int]:
+    v = sorted(values)
+    return [v[0], v[len(v) // 2], v[min(len(v) - 1, int(len(v) * 0.9))], v[-1]] if v else [0, 0, 0, 0]
+
+
+def report_data(out_dir: Path, tokenizer: tuple[str, str] | None = None) -> dict:
+    """Every table of the report, as plain rows (the HTML page and the Prefect artifacts both use these)."""
     manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
     cols = ["source", "lang", "license", "instruction", "input", "output", "text"]
     kept = _rows(out_dir, manifest, "instruct", cols) + _rows(out_dir, manifest, "text", cols)
     rejects = _rows(out_dir, manifest, "rejects", ["source", "reason", "duplicate_of", "stage"])
     counts = manifest["counts"]
-    reasons = sorted({r for c in counts.values() for r in c["rejected"]})
-    flow = {name: {"kept": c["kept"], **c["rejected"]} for name, c in counts.items()}
-    parts = [
-        f"<h1>Build report: {html.escape(manifest['name'])}</h1>",
-        f"<p>recipe sha256 {manifest['recipe_sha256'][:16]}…, {len(manifest['shards'])} shards, schema {manifest['schema_version']}</p>",
-        stacked_bars("Records per source: kept and rejected by reason", flow, ["kept", *reasons]),
-    ]
-    by_stage = Counter(r["stage"] for r in rejects)
-    by_reason = Counter(r["reason"] for r in rejects)
-    parts.append(
-        table(
-            "Rejects by stage and reason",
-            ["stage", "reason", "rows"],
-            [[s, r, n] for (s, r), n in sorted(Counter((x["stage"], x["reason"]) for x in rejects).items())],
-        )
-    )
-    lengths: dict[str, list[int]] = defaultdict(list)
-    for r in kept:
-        text = r.get("text") or "\n".join(
-            x for x in (r.get("instruction"), r.get("input"), r.get("output")) if x
-        )
-        lengths[f"{r['source']} ({r['lang']})"].append(len(text))
-    parts.append(
-        histogram("Length in characters per source and language (log2 bins)", dict(sorted(lengths.items())))
-    )
-    langs = {name: dict(Counter(r["lang"] for r in kept if r["source"] == name)) for name in counts}
-    parts.append(stacked_bars("Language mix of kept rows", langs, sorted({r["lang"] for r in kept})))
-    lic = {name: dict(Counter(r["license"] for r in kept if r["source"] == name)) for name in counts}
-    parts.append(stacked_bars("Licence mix of kept rows", lic, sorted({r["license"] for r in kept})))
+    count_tokens, token_note = _token_counter(tokenizer)
+    chars: dict[str, list[int]] = defaultdict(list)
+    tokens: dict[str, list[int]] = defaultdict(list)
+    texts = [_text(r) for r in kept]
+    ntok = count_tokens(texts) if count_tokens and texts else [None] * len(texts)
+    for r, text, n in zip(kept, texts, ntok, strict=True):
+        key = f"{r['source']} ({r['lang']})"
+        chars[key].append(len(text))
+        if n is not None:
+            tokens[key].append(n)
     clusters = Counter(
         Counter(r["duplicate_of"] for r in rejects if r["reason"] == "duplicate_near").values()
-    )
-    parts.append(
-        table(
-            "Near-duplicate clusters (size = kept row + its duplicates)",
-            ["cluster size", "clusters"],
-            [[k + 1, v] for k, v in sorted(clusters.items())] or [["none", 0]],
-        )
     )
     samples = []
     for name in counts:
         for r in [x for x in kept if x["source"] == name][:2]:
             body = r.get("text") or f"{r.get('instruction')}\n{r.get('input') or ''}\n→ {r.get('output')}"
-            samples.append([name, r["lang"], body[:300]])
-    parts.append(table("Sample rows", ["source", "lang", "text"], samples))
-    parts.append(table("Reasons overall", ["reason", "rows"], sorted(by_reason.items())))
-    parts.append(table("Stages", ["stage", "rows"], sorted(by_stage.items())))
+            samples.append({"source": name, "lang": r["lang"], "text": body[:300]})
+    lengths = []
+    for key in sorted(chars):
+        c, t = _quantiles(chars[key]), _quantiles(tokens.get(key, []))
+        row = {"source (lang)": key, "rows": len(chars[key])}
+        row.update({f"chars {q}": v for q, v in zip(("min", "median", "p90", "max"), c, strict=True)})
+        if key in tokens:
+            row.update({f"tokens {q}": v for q, v in zip(("min", "median", "p90", "max"), t, strict=True)})
+        lengths.append(row)
+    return {
+        "manifest": manifest,
+        "counts": [
+            {
+                "source": name,
+                "read": c["read"],
+                "kept": c["kept"],
+                "rejected": sum(c["rejected"].values()),
+                "reasons": ", ".join(f"{k} {v}" for k, v in sorted(c["rejected"].items())),
+            }
+            for name, c in counts.items()
+        ],
+        "flow": {name: {"kept": c["kept"], **c["rejected"]} for name, c in counts.items()},
+        "reasons": sorted({r for c in counts.values() for r in c["rejected"]}),
+        "rejects": [
+            {"stage": st, "reason": rs, "rows": n}
+            for (st, rs), n in sorted(Counter((x["stage"], x["reason"]) for x in rejects).items())
+        ],
+        "chars": dict(sorted(chars.items())),
+        "tokens": dict(sorted(tokens.items())),
+        "tokenizer": tokenizer[1] if tokenizer else None,
+        "token_note": token_note,
+        "lengths": lengths,
+        "languages": {name: dict(Counter(r["lang"] for r in kept if r["source"] == name)) for name in counts},
+        "licenses": {
+            name: dict(Counter(r["license"] for r in kept if r["source"] == name)) for name in counts
+        },
+        "clusters": [{"cluster size": k + 1, "clusters": v} for k, v in sorted(clusters.items())],
+        "samples": samples,
+    }
+
+
+def _mix_rows(mix: dict[str, dict[str, int]]) -> list[dict]:
+    return [{"source": name, **dict(sorted(v.items()))} for name, v in mix.items()]
+
+
+def artifact_tables(data: dict) -> dict[str, list[dict]]:
+    """The report's tables as Prefect table artifacts take them: key suffix -> rows."""
+    return {
+        "counts": data["counts"],
+        "rejects": data["rejects"],
+        "lengths": data["lengths"],
+        "languages": _mix_rows(data["languages"]),
+        "licenses": _mix_rows(data["licenses"]),
+        "near-duplicate-clusters": data["clusters"],
+        "samples": data["samples"],
+    }
+
+
+def render_report(out_dir: Path, tokenizer: tuple[str, str] | None = None, data: dict | None = None) -> str:
+    data = data or report_data(out_dir, tokenizer)
+    manifest = data["manifest"]
+    parts = [
+        f"<h1>Build report: {html.escape(manifest['name'])}</h1>",
+        f"<p>recipe sha256 {manifest['recipe_sha256'][:16]}…, {len(manifest['shards'])} shards, schema {manifest['schema_version']}</p>",
+        stacked_bars(
+            "Records per source: kept and rejected by reason", data["flow"], ["kept", *data["reasons"]]
+        ),
+        table(
+            "Rejects by stage and reason",
+            ["stage", "reason", "rows"],
+            [[r["stage"], r["reason"], r["rows"]] for r in data["rejects"]],
+        ),
+        histogram("Length in characters per source and language (log2 bins)", data["chars"]),
+    ]
+    if data["tokens"]:
+        parts.append(
+            histogram(
+                f"Length in tokens ({data['tokenizer']}) per source and language (log2 bins)", data["tokens"]
+            )
+        )
+    else:
+        parts.append(
+            "<h2>Length in tokens</h2><p>no tokenizer: set output.report_tokenizer or train.model</p>"
+        )
+    if data["lengths"]:
+        header = list(data["lengths"][0])
+        parts.append(
+            table("Length summary", header, [[r.get(h, "") for h in header] for r in data["lengths"]])
+        )
+    langs = sorted({k for v in data["languages"].values() for k in v})
+    parts.append(stacked_bars("Language mix of kept rows", data["languages"], langs))
+    lics = sorted({k for v in data["licenses"].values() for k in v})
+    parts.append(stacked_bars("Licence mix of kept rows", data["licenses"], lics))
+    parts.append(
+        table(
+            "Near-duplicate clusters (size = kept row + its duplicates)",
+            ["cluster size", "clusters"],
+            [[r["cluster size"], r["clusters"]] for r in data["clusters"]] or [["none", 0]],
+        )
+    )
+    parts.append(
+        table(
+            "Sample rows",
+            ["source", "lang", "text"],
+            [[r["source"], r["lang"], r["text"]] for r in data["samples"]],
+        )
+    )
     style = (
         "body{font-family:sans-serif;margin:2em;max-width:900px}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px;vertical-align:top;white-space:pre-wrap}"
+        "figure.hist{display:inline-block;margin:0 1.5em 1em 0;vertical-align:top}"
+        "figcaption{font-size:12px;font-weight:bold;margin-bottom:4px}"
     )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Build report</title>'
@@ -154,9 +275,9 @@ def render_report(out_dir: Path) -> str:
     )
 
 
-def write_report(out_dir: Path) -> Path:
+def write_report(out_dir: Path, tokenizer: tuple[str, str] | None = None, data: dict | None = None) -> Path:
     from pipeline.sink.parquet import atomic_write_text
 
     path = out_dir / "report.html"
-    atomic_write_text(path, render_report(out_dir))
+    atomic_write_text(path, render_report(out_dir, tokenizer, data))
     return path
