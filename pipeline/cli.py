@@ -13,6 +13,7 @@ from rich.table import Table
 
 from pipeline import progress
 from pipeline.errors import PipelineError
+from pipeline.prefect_api import embedded_api
 from schemas.recipe import RecipeError, load_recipe
 
 app = typer.Typer(
@@ -77,7 +78,7 @@ def build(
     from flows.build import build_flow
 
     try:
-        with progress.bars(err_console):
+        with embedded_api(), progress.bars(err_console):
             manifest = build_flow(str(recipe), str(out_dir), fresh)
     except (RecipeError, PipelineError) as err:
         fail(str(err))
@@ -106,7 +107,8 @@ def generate(
     prefect_env()
     from flows.generate import generate_flow
 
-    manifest = generate_flow(str(recipe), str(out_dir))
+    with embedded_api():
+        manifest = generate_flow(str(recipe), str(out_dir))
     print_counts(manifest["counts"])
     if manifest["generation"].get("note"):
         err_console.print(f"note: {manifest['generation']['note']}", markup=False)
@@ -164,7 +166,8 @@ def train_cmd(
     from flows.train import train_flow
 
     try:
-        result = train_flow(str(recipe), str(out_dir))
+        with embedded_api():
+            result = train_flow(str(recipe), str(out_dir))
     except PipelineError as err:
         fail(str(err))
     typer.echo(
@@ -188,7 +191,7 @@ def run_cmd(
     from flows.end_to_end import pipeline_flow
 
     try:
-        with progress.bars(err_console):
+        with embedded_api(), progress.bars(err_console):
             done = pipeline_flow(str(recipe), str(out_root))
     except (RecipeError, PipelineError) as err:
         fail(str(err))

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -31,15 +32,20 @@ def setup(tmp_path_factory, prefect_harness):
 
 
 def build(recipe: Path, out: Path, env: dict, failpoint: str | None = None):
+    """The CLI in a fresh process; output to a file, not a pipe (a child left alive would hold a pipe open)."""
     if failpoint:
         env = {**env, "PIPELINE_FAILPOINT": failpoint}
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", "build", str(recipe), "--out", str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pipeline", "build", str(recipe), "--out", str(out)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=600,
+        )
+        log.seek(0)
+        proc.stderr = log.read()
+    return proc
 
 
 def stats(out: Path) -> dict:
@@ -127,3 +133,31 @@ def test_a_changed_input_or_setting_redoes_exactly_the_work_it_affects(setup, tm
     # units no longer used are swept: one per input file, one per dedup pass
     work = tmp_path / ".out.work"
     assert [len(list((work / st).iterdir())) for st in ("clean", "exact", "near")] == [22, 1, 1]
+
+
+def processes_with_env(marker: str) -> list[int]:
+    """pids of live processes whose environment contains ``marker``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if marker.encode() in (proc / "environ").read_bytes().split(b"\0"):
+                    found.append(int(proc.name))
+            except OSError:  # gone, or not ours to read
+                pass
+    return found
+
+
+def test_a_killed_cli_run_leaves_no_prefect_server_behind(setup, tmp_path):
+    """Without PREFECT_API_URL the CLI starts Prefect's API as a child; a SIGKILL must take it along."""
+    import time
+
+    _, recipe, env, _, _ = setup
+    home = f"PREFECT_HOME={tmp_path / 'prefect-home'}"
+    env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"} | {"PREFECT_HOME": home.split("=", 1)[1]}
+    killed = build(recipe, tmp_path / "out", env, "clean:100")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    deadline = time.monotonic() + 20
+    while processes_with_env(home) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert processes_with_env(home) == []

@@ -1,0 +1,109 @@
+"""Prefect's API for one CLI run, when no server is configured.
+
+Prefect's own ephemeral mode starts its API server as a child process and stops it on a clean exit, but a
+run killed with SIGKILL (or by the OOM killer) leaves that server running forever. Here the same server
+(uvicorn over ``prefect.server.api.server:create_app``, UI off) is started with the kernel told to stop it
+when this process dies (Linux ``PR_SET_PDEATHSIG``), so a killed build leaves nothing behind. Elsewhere,
+or with PREFECT_API_URL set, Prefect's own behaviour is kept.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int):
+    def preexec() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the line above took effect
+            os._exit(1)
+
+    return preexec
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def embedded_api(timeout: float = 120):
+    import prefect
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value() or not sys.platform.startswith("linux"):
+        yield None
+        return
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PREFECT_UI_ENABLED": "0",
+        "PREFECT__SERVER_EPHEMERAL": "1",
+        "PREFECT__SERVER_FINAL": "1",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(prefect.__module_path__.parent),
+            "--factory",
+            "prefect.server.api.server:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "error",
+            "--lifespan",
+            "on",
+        ],
+        env=env,
+        preexec_fn=_die_with_parent(os.getpid()),
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        _wait_healthy(url, proc, timeout)
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            try:
+                yield url
+            finally:  # send the run's last logs and events while the server is still there
+                from prefect.events.worker import EventsWorker
+                from prefect.logging.handlers import APILogWorker
+
+                APILogWorker.drain_all(timeout=10)
+                EventsWorker.drain_all(timeout=10)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the Prefect API server exited with status {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the Prefect API server did not answer within {timeout:.0f} s")
