@@ -12,6 +12,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
+from prefect.utilities.annotations import quote
 
 from flows.runtime import task_runner
 from pipeline import progress
@@ -122,7 +123,8 @@ def build_flow(
     clean_keys = [info["key"] for info in infos]
 
     # 2. exact + near dedup over all kept rows
-    kept, dups, units = dedup_task(out_dir, recipe, rows, clean_keys)
+    # quote(): the rows go to the task as they are, without Prefect walking every row for task inputs
+    kept, dups, units = dedup_task(out_dir, recipe, quote(rows), clean_keys)
 
     # 3. write: a staging directory keyed by everything the output depends on
     key = unit_key("write", recipe.sha256(), units["near"][0], recipe.output.model_dump(mode="json"))
@@ -130,8 +132,8 @@ def build_flow(
         recipe,
         out,
         key,
-        kept,
-        rejects + dups,
+        quote(kept),
+        quote(rejects + dups),
         [info["input"] for info in infos],
         {name: dict(sorted(c.items())) for name, c in stages.items()},
     )

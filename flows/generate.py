@@ -42,6 +42,12 @@ def generate_flow(recipe_path: str, out_dir: str) -> dict:
     source = f"generate.{recipe.name}"
     loop = SelfInstruct(spec, backend, seeds, source)
     rows, rejects, summary = rounds_task(loop, out / "rounds")
+    resumed = summary.pop(
+        "resumed_rounds"
+    )  # how this run went, not what it made: logged, not in the manifest
+    get_run_logger().info(
+        "%d round(s) finished by an earlier run, %d run now", resumed, summary["rounds"] - resumed
+    )
     summary = {**summary, "model": model, "backend": spec.backend}
     inputs = [InputFile(source=source, path=spec.seed_tasks, sha256=sha256_file(seeds_path), records=0)]
     manifest = write_generated(out, recipe, source, rows, rejects, inputs, summary)

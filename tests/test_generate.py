@@ -276,3 +276,26 @@ def test_end_to_end_flow_build_generate_build_train(taught, tmp_path, prefect_ha
         run["dataset_manifest_sha256"] == hashlib.sha256((built / "manifest.json").read_bytes()).hexdigest()
     )
     assert (tmp_path / "out" / "e2e-lora" / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_generate_killed_with_sigkill_resumes_to_the_same_bytes(taught, tmp_path):
+    """The CLI killed mid-round (round 1's instructions generated, its answers not), then run again:
+    every file equals an uninterrupted run's; the rerun redid only the unfinished rounds."""
+    from conftest import files_of
+
+    shutil.copytree(taught, tmp_path / "model")
+    gen = {**spec().model_dump(mode="json"), "model": "model", "seed_tasks": str(SEEDS)}
+    r = write_recipe(tmp_path, {"name": "gen", "generate": gen})
+    clean = run_cli(["generate", str(r), "--out", str(tmp_path / "clean")], tmp_path)
+    assert clean.returncode == 0, clean.stderr[-3000:]
+    for point, finished in (("generate-instructions:2", 1),):
+        out = tmp_path / point.replace(":", "-")
+        killed = run_cli(["generate", str(r), "--out", str(out)], tmp_path, {"PIPELINE_FAILPOINT": point})
+        assert killed.returncode == -9, killed.stderr[-3000:]
+        assert sorted(p.name for p in (out / "rounds").glob("*.done")) == [
+            f"round-{i:05d}.done" for i in range(finished)
+        ]
+        rerun = run_cli(["generate", str(r), "--out", str(out)], tmp_path)
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        assert f"{finished} round(s) finished by an earlier run, {3 - finished} run now" in rerun.stderr
+        assert files_of(out) == files_of(tmp_path / "clean")

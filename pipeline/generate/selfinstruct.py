@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.clean.langid import detect
+from pipeline.failpoints import failpoint
 from pipeline.generate.backends import Sampling
 from pipeline.generate.filters import NoveltyPool, instruction_reason, response_reason
 from pipeline.generate.templates import STOP, ask_new_tasks, parse_instructions, render
@@ -90,6 +91,7 @@ class SelfInstruct:
             prompts.append(ask_new_tasks(examples, spec.new_per_prompt, spec.template, spec.language))
         seed_i = spec.seed * 1_000_003 + 2 * r
         asked = self.backend.generate(prompts, self.sampling, seed_i, self.stops)
+        failpoint("generate-instructions")
         index = 0
         accepted: list[tuple[Row, str]] = []
         round_pool = NoveltyPool(spec.language, spec.novelty_threshold)
@@ -166,6 +168,7 @@ def run(
             atomic_write_text(
                 done, json.dumps({"rows": len(got.rows), "rejects": len(got.rejects), "tokens": got.tokens})
             )
+            failpoint("generate-round-done")
         got.rows.sort(key=lambda x: (x["source_file"], x["source_index"]))  # the same order, fresh or resumed
         got.rejects.sort(key=lambda x: (x["source_file"], x["source_index"]))
         loop.accept(got.rows)
