@@ -5,6 +5,7 @@ again redoes only what was not finished (pipeline/sink/work.py)."""
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -103,6 +104,8 @@ def build_flow(
     files = [(spec.name, f) for spec in recipe.sources for f in expand(recipe, spec)]
     # on the runner the recipe's runtime names (chosen here, at run time, so a served deployment obeys it)
     infos: list[dict] = [{}] * len(files)
+    seconds = {}
+    t0 = time.perf_counter()
     with task_runner(recipe.runtime) as runner:
         futures = [
             runner.submit(clean_file_task, {"out_dir": out_dir, "recipe": recipe, "source": name, "f": f})
@@ -124,7 +127,11 @@ def build_flow(
 
     # 2. exact + near dedup over all kept rows
     # quote(): the rows go to the task as they are, without Prefect walking every row for task inputs
+    seconds["read+clean"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     kept, dups, units = dedup_task(out_dir, recipe, quote(rows), clean_keys)
+    seconds["dedup"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
 
     # 3. write: a staging directory keyed by everything the output depends on
     key = unit_key("write", recipe.sha256(), units["near"][0], recipe.output.model_dump(mode="json"))
@@ -137,7 +144,9 @@ def build_flow(
         [info["input"] for info in infos],
         {name: dict(sorted(c.items())) for name, c in stages.items()},
     )
+    seconds["write"] = time.perf_counter() - t0
     stats = work_done(infos, units, shards)
+    stats["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
     work.sweep({"clean": set(clean_keys), "exact": {units["exact"][0]}, "near": {units["near"][0]}})
     atomic_write_text(work.root / "last-run.json", json.dumps(stats, indent=2) + "\n")
     log.info("work done: %s", json.dumps(stats))

@@ -184,7 +184,9 @@ def run_cmd(
 ) -> None:
     """End to end: build -> generate -> build with the generated rows -> train (stages the recipe has)."""
     try:
-        r = preflight(recipe) if load_recipe(recipe).sources else load_recipe(recipe)
+        r = load_recipe(recipe)
+        if r.sources:
+            preflight(recipe)
     except (RecipeError, PipelineError) as err:
         fail(str(err))
     prefect_env()
