@@ -89,19 +89,27 @@ def test_serve_then_trigger_through_the_api(server, tmp_path):
         )
     try:
 
-        def deployment():
-            r = httpx.get(f"{url}/deployments/name/pipeline/samples", timeout=5)
-            return r.json() if r.status_code == 200 else None
+        def deployments():  # both registered: serve is past its set-up
+            got = [httpx.get(f"{url}/deployments/name/{f}/samples", timeout=5) for f in ("build", "pipeline")]
+            return [r.json() for r in got] if all(r.status_code == 200 for r in got) else None
 
-        dep = wait_for("pipeline/samples deployment", deployment, 120, serve, log)
+        build, dep = wait_for("build/samples and pipeline/samples deployments", deployments, 120, serve, log)
         assert [s["schedule"] for s in dep["schedules"]] == [
             {"cron": "0 3 * * *", "timezone": "Asia/Tokyo", "day_or": True}
         ]
         assert dep["parameters"] == {"recipe_path": str(recipe), "out_root": str(tmp_path / "out")}
-        build = httpx.get(f"{url}/deployments/name/build/samples", timeout=5).json()
         assert build["schedules"] == []  # the schedule is on the flow the recipe names (pipeline)
 
-        run = httpx.post(f"{url}/deployments/{dep['id']}/create_flow_run", json={}, timeout=10).json()
+        def trigger():  # a busy SQLite may answer 5xx once: try again, keep the last answer for the message
+            trigger.last = httpx.post(f"{url}/deployments/{dep['id']}/create_flow_run", json={}, timeout=30)
+            return trigger.last.json() if trigger.last.status_code == 201 else None
+
+        try:
+            run = wait_for("a flow run of pipeline/samples", trigger, 60, serve, log)
+        except AssertionError as err:
+            raise AssertionError(
+                f"{err}\nlast answer {trigger.last.status_code}: {trigger.last.text[:1000]}"
+            ) from None
 
         def finished():
             state = httpx.get(f"{url}/flow_runs/{run['id']}", timeout=5).json()["state"]["type"]
