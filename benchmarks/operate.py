@@ -111,7 +111,8 @@ def main() -> None:
     for name, t in (("local", t_local), (f"dask {a.workers} workers", t_dask)):
         ph = phases[name.split()[0]]
         print(
-            f"{name:<16} {t:6.1f} s whole CLI run; read+clean {ph['read+clean']:.1f} s "
+            f"{name:<16} {t:6.1f} s whole CLI run; runner start {ph['runner start']:.1f} s, "
+            f"read+clean {ph['read+clean']:.1f} s "
             f"({a.docs / ph['read+clean']:,.0f} docs/s), dedup {ph['dedup']:.1f} s, write {ph['write']:.1f} s"
         )
     print(f"dask output byte-identical to local: {same}")
