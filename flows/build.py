@@ -102,10 +102,10 @@ def build_flow(
 
     # 1. read + clean: one unit per input file, in parallel; results assembled in recipe/file order
     files = [(spec.name, f) for spec in recipe.sources for f in expand(recipe, spec)]
-    # on the runner the recipe's runtime names (chosen here, at run time, so a served deployment obeys it)
     infos: list[dict] = [{}] * len(files)
     seconds = {}
     t0 = time.perf_counter()
+    # on the runner the recipe's runtime names (chosen here, at run time, so a served deployment obeys it)
     with task_runner(recipe.runtime) as runner:
         seconds["runner start"] = time.perf_counter() - t0  # a local Dask cluster starts here
         futures = [
@@ -126,9 +126,10 @@ def build_flow(
         stages[info["input"]["source"]].update(info["counts"])
     clean_keys = [info["key"] for info in infos]
 
+    seconds["read+clean"] = time.perf_counter() - t0 - seconds["runner start"]
+
     # 2. exact + near dedup over all kept rows
     # quote(): the rows go to the task as they are, without Prefect walking every row for task inputs
-    seconds["read+clean"] = time.perf_counter() - t0 - seconds["runner start"]
     t0 = time.perf_counter()
     kept, dups, units = dedup_task(out_dir, recipe, quote(rows), clean_keys)
     seconds["dedup"] = time.perf_counter() - t0
