@@ -18,6 +18,8 @@ import sys
 import time
 from contextlib import contextmanager
 
+from pipeline.processes import stop_process
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -85,12 +87,7 @@ def embedded_api(timeout: float = 120):
                 APILogWorker.drain_all(timeout=10)
                 EventsWorker.drain_all(timeout=10)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> None:

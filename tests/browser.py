@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 from websockets.sync.client import connect
 
+from pipeline.processes import stop_process
+
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -101,11 +103,7 @@ def render(page_path: Path, screenshot: Path | None = None, js: str = "null", wi
                 screenshot.write_bytes(base64.b64decode(shot["data"]))
             return {"problems": problems(page.events, page_path.resolve().as_uri()), "value": value}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 20)
         shutil.rmtree(profile, ignore_errors=True)
 
 
