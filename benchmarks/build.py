@@ -12,25 +12,19 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 import time
 import unicodedata
 from collections import Counter
-from pathlib import Path
 
 import xxhash
+from corpus import SAMPLES, make_corpus
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from corpus import SAMPLES, make_corpus  # noqa: E402
-
-from pipeline.clean.filters import FILTERS, FilterContext  # noqa: E402
-from pipeline.clean.langid import detect, langdetect_lang  # noqa: E402
-from pipeline.clean.normalize import normalize_row  # noqa: E402
-from pipeline.clean.stage import CleanStage  # noqa: E402
-from pipeline.dedup.exact import dedup_key, exact_dedup  # noqa: E402
-from pipeline.records import is_reject, record_text  # noqa: E402
+from pipeline.clean.filters import FILTERS, FilterContext
+from pipeline.clean.normalize import normalize_row
+from pipeline.clean.stage import CleanStage
+from pipeline.dedup.exact import dedup_key, exact_dedup
+from pipeline.records import is_reject, record_text
+from pipeline.text.langid import detect, langdetect_lang
 
 _WS = re.compile(r"\s+")
 

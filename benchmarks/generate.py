@@ -13,13 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def prompts(n: int) -> list[str]:
@@ -79,7 +77,7 @@ def main() -> None:
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     model = args.model
     if model is None:
-        from pipeline.tiny_models import make_model
+        from testkit.tiny_models import make_model
 
         model = str(Path(tempfile.mkdtemp()) / "neox")
         texts = [p for p in prompts(175)]

@@ -26,8 +26,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
 
 OUT = HERE / "out"
 ENGINES = ["ours", "datasketch", "rensa", "hojichar"]
@@ -35,7 +33,7 @@ _SENT = re.compile(r"(?<=[。．.!?！？\n])\s*")
 
 
 def make_corpus(n: int, seed: int = 0) -> Path:
-    from planted import edit_chars, edit_sentence, edit_width, originals
+    from testkit.planted import edit_chars, edit_sentence, edit_width, originals
 
     path = OUT / f"neardup-{n}-{seed}.jsonl"
     if path.exists():
@@ -82,7 +80,7 @@ def stream(path: Path):
 
 
 def shingles(text: str) -> list[str]:
-    from pipeline.dedup.minhash import signature_text
+    from pipeline.text.normalize import signature_text
 
     t = signature_text(text)
     return [t[i : i + 5] for i in range(len(t) - 4)] or ([t] if t else [])
@@ -128,7 +126,7 @@ def run_engine(engine: str, path: Path, result: Path) -> None:
         from hojichar import Document
         from hojichar.filters.deduplication import GenerateDedupLSH
 
-        from pipeline.dedup.minhash import signature_text
+        from pipeline.text.normalize import signature_text
 
         gen = GenerateDedupLSH(num_perm=128, threshold=0.8, n_grams=5)
         owner: dict[str, str] = {}
@@ -148,7 +146,8 @@ def run_engine(engine: str, path: Path, result: Path) -> None:
 
 
 def evaluate(path: Path, pairs: dict[str, str]) -> dict:
-    from pipeline.dedup.minhash import char_jaccard, signature_text
+    from pipeline.dedup.minhash import char_jaccard
+    from pipeline.text.normalize import signature_text
 
     text, lang_of = {}, {}
     planted = []

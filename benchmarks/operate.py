@@ -22,12 +22,10 @@ import time
 from pathlib import Path
 
 import yaml
+from corpus import make_corpus  # benchmarks/corpus.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from corpus import make_corpus  # noqa: E402
 
 
 def write_corpus(dir: Path, n: int, files: int) -> None:

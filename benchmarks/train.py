@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
@@ -43,7 +41,7 @@ def main() -> None:
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     model_dir = args.model
     if model_dir is None:
-        from pipeline.tiny_models import make_model
+        from testkit.tiny_models import make_model
 
         seeds = ROOT / "data" / "samples" / "seed_tasks" / "seed_tasks_jp_cleaned.jsonl"
         texts = [json.loads(x)["instruction"] for x in seeds.read_text().splitlines()]

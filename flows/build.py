@@ -1,6 +1,6 @@
 """The build flow: read and clean each input file (a unit each, run in parallel on the task runner),
 exact dedup, near dedup, write. Finished units are kept in the work directory, so a killed run started
-again redoes only what was not finished (pipeline/sink/work.py)."""
+again redoes only what was not finished (pipeline/resume/store.py)."""
 
 from __future__ import annotations
 
@@ -18,13 +18,13 @@ from prefect.utilities.annotations import quote
 from flows.runtime import task_runner
 from pipeline import progress
 from pipeline.records import Row, is_reject
-from pipeline.sink.build import StagingDir, write_build
+from pipeline.resume.store import UnitStore, unit_key
+from pipeline.resume.units import clean_file, exact_unit, near_unit
+from pipeline.sink.output import write_build
 from pipeline.sink.parquet import atomic_write_text
 from pipeline.sink.report import artifact_tables
-from pipeline.sink.work import WorkDir, unit_key
-from pipeline.sources import InputFile as SourceFile
-from pipeline.sources import expand
-from pipeline.units import clean_file, exact_unit, near_unit
+from pipeline.sink.staging import StagingDir
+from pipeline.sources import SourceFile, expand
 from schemas.manifest import InputFile
 from schemas.recipe import Recipe, SourceSpec, load_recipe
 
@@ -32,7 +32,7 @@ from schemas.recipe import Recipe, SourceSpec, load_recipe
 @task(cache_policy=NO_CACHE)
 def clean_file_task(out_dir: str, recipe: Recipe, source: str, f: SourceFile) -> dict:
     """Read and clean one input file (or find it done); returns the unit's info, rows stay on disk."""
-    info = clean_file(WorkDir(Path(out_dir)), recipe, source, f)
+    info = clean_file(UnitStore(Path(out_dir)), recipe, source, f)
     get_run_logger().info(
         "%s %s: %s, %d records",
         source,
@@ -45,7 +45,7 @@ def clean_file_task(out_dir: str, recipe: Recipe, source: str, f: SourceFile) ->
 
 @task(cache_policy=NO_CACHE)
 def dedup_task(out_dir: str, recipe: Recipe, rows: list[Row], clean_keys: list[str]):
-    work = WorkDir(Path(out_dir))
+    work = UnitStore(Path(out_dir))
     log = get_run_logger()
     kept, exact, exact_key, exact_reused = exact_unit(work, recipe, rows, clean_keys)
     log.info("exact dedup%s: %d kept, %d duplicates", _how(exact_reused), len(kept), len(exact))
@@ -95,7 +95,7 @@ def build_flow(
     """Build RECIPE into OUT_DIR; ``fresh`` discards finished work of earlier runs first."""
     recipe = with_sources(load_recipe(recipe_path), extra_sources)
     out = Path(out_dir)
-    work = WorkDir(out)
+    work = UnitStore(out)
     if fresh:
         work.clear()
     log = get_run_logger()
@@ -113,7 +113,7 @@ def build_flow(
             for name, f in files
         ]
         position = {id(fut): i for i, fut in enumerate(futures)}
-        bar = progress.track("read+clean", len(files), "files")
+        bar = progress.track("read+clean", len(files), "files", log)
         for fut in as_completed(futures):
             infos[position[id(fut)]] = fut.result()
             bar.advance()

@@ -9,8 +9,8 @@ from prefect.cache_policies import NO_CACHE
 
 from pipeline.generate.backends import load_backend
 from pipeline.generate.selfinstruct import SelfInstruct, load_seed_tasks, run
-from pipeline.sink.build import write_generated
-from pipeline.sources import sha256_file
+from pipeline.sink.output import write_generated
+from pipeline.sink.parquet import sha256_of
 from schemas.manifest import InputFile
 from schemas.recipe import load_recipe
 
@@ -30,7 +30,7 @@ def generate_flow(recipe_path: str, out_dir: str) -> dict:
     out = Path(out_dir)
     seeds_path = recipe.resolve(spec.seed_tasks)
     seeds = load_seed_tasks(seeds_path)
-    model = str(recipe.resolve(spec.model)) if recipe.resolve(spec.model).exists() else spec.model
+    model = recipe.resolve_model(spec.model)
     kwargs = (
         {"dtype": spec.dtype}
         if spec.backend == "vllm"
@@ -49,7 +49,7 @@ def generate_flow(recipe_path: str, out_dir: str) -> dict:
         "%d round(s) finished by an earlier run, %d run now", resumed, summary["rounds"] - resumed
     )
     summary = {**summary, "model": model, "backend": spec.backend}
-    inputs = [InputFile(source=source, path=spec.seed_tasks, sha256=sha256_file(seeds_path), records=0)]
+    inputs = [InputFile(source=source, path=spec.seed_tasks, sha256=sha256_of(seeds_path), records=0)]
     manifest = write_generated(out, recipe, source, rows, rejects, inputs, summary)
     get_run_logger().info("generated %d rows (%d rejects) into %s", len(rows), len(rejects), out)
     return manifest.model_dump(mode="json")

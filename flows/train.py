@@ -1,4 +1,5 @@
-"""The train flow: check the memory plan, then train the LoRA adapter on a build's shards."""
+"""The train flow: check the memory plan, then train the LoRA adapter on a build's shards (one process,
+or ``accelerate launch`` for several GPUs: pipeline/train/launch.py decides, for every entry point)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,9 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from pipeline.errors import PipelineError
+from pipeline.train.launch import run_training
 from pipeline.train.planner import format_plan, plan_with_advice
-from pipeline.train.trainer import train
 from schemas.recipe import load_recipe
-
-
-def model_path(recipe) -> str:
-    p = recipe.resolve(recipe.train.model)
-    return str(p) if p.exists() else recipe.train.model
 
 
 @task(cache_policy=NO_CACHE)
@@ -23,7 +19,7 @@ def plan_task(recipe) -> dict:
     from transformers import AutoConfig
 
     spec = recipe.train
-    p = plan_with_advice(AutoConfig.from_pretrained(model_path(recipe)), spec)
+    p = plan_with_advice(AutoConfig.from_pretrained(recipe.resolve_model(spec.model)), spec)
     get_run_logger().info("memory plan:\n%s", format_plan(p, spec))
     if not p.fits:
         raise PipelineError(
@@ -33,8 +29,8 @@ def plan_task(recipe) -> dict:
 
 
 @task(cache_policy=NO_CACHE)
-def train_task(recipe, out: Path, dataset: Path) -> dict:
-    return train(recipe.train, out, model_path(recipe), dataset)
+def train_task(recipe, recipe_path: str, out: Path, dataset: Path) -> dict:
+    return run_training(recipe, recipe_path, out, dataset, get_run_logger())
 
 
 @flow(name="train")
@@ -42,9 +38,8 @@ def train_flow(recipe_path: str, out_dir: str, dataset: str | None = None) -> di
     """Train on ``dataset`` (a build output directory; default the recipe's ``train.dataset``)."""
     recipe = load_recipe(recipe_path)
     plan = plan_task(recipe)
-    run = train_task(
-        recipe, Path(out_dir), Path(dataset) if dataset else recipe.resolve(recipe.train.dataset)
-    )
+    data = Path(dataset) if dataset else recipe.resolve(recipe.train.dataset)
+    run = train_task(recipe, recipe_path, Path(out_dir), data)
     get_run_logger().info(
         "adapter written to %s/adapter (%d steps, eval loss %s)", out_dir, run["steps"], run["eval_loss"]
     )

@@ -1,7 +1,7 @@
-"""Progress of long stages: lines in the run's log (the Prefect flow-run log when there is one) and,
-when the CLI has installed them, rich progress bars on the terminal.
+"""Progress of long stages: lines in a log the caller gives (a flow passes its Prefect run logger; the
+default is the ``pipeline`` logger) and, when the CLI has installed them, rich progress bars.
 
-Stages call ``track(stage, total, unit)`` and ``advance()`` on what it returns; nothing else to know.
+Stages call ``track(stage, total, unit, log)`` and ``advance()`` on what it returns; nothing else to know.
 """
 
 from __future__ import annotations
@@ -12,19 +12,10 @@ from contextlib import contextmanager
 _bars = None  # a rich.progress.Progress while the CLI shows bars
 
 
-def _logger():
-    try:
-        from prefect import get_run_logger
-
-        return get_run_logger()
-    except Exception:  # outside a flow or task run
-        return logging.getLogger("pipeline")
-
-
 class Tracker:
-    def __init__(self, stage: str, total: int, unit: str, log_every: float = 0.1):
+    def __init__(self, stage: str, total: int, unit: str, log=None, log_every: float = 0.1):
         self.stage, self.total, self.unit, self.done = stage, total, unit, 0
-        self._log = _logger()
+        self._log = log or logging.getLogger("pipeline")
         self._step = max(1, int(total * log_every))
         self._next = self._step
         self._task = _bars.add_task(stage, total=total) if _bars is not None else None
@@ -41,8 +32,9 @@ class Tracker:
                 self._next += self._step
 
 
-def track(stage: str, total: int, unit: str) -> Tracker:
-    return Tracker(stage, total, unit)
+def track(stage: str, total: int, unit: str, log=None) -> Tracker:
+    """A progress tracker; ``log`` is any logging.Logger-like object (info(msg, *args))."""
+    return Tracker(stage, total, unit, log)
 
 
 @contextmanager

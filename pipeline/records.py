@@ -11,6 +11,8 @@ from typing import Any
 
 import xxhash
 
+from schemas.columns import LINEAGE_NAMES
+
 Row = dict[str, Any]
 
 
@@ -77,8 +79,8 @@ def reject(
 ) -> Row:
     """A reject row for ``row``: keeps its lineage and the record (verbatim raw text, or the row as JSON)."""
     if record is None:
-        record = row.get(ORIGINAL) or {k: v for k, v in row.items() if k not in LINEAGE_KEYS and k[0] != "_"}
-    out = {k: row.get(k) for k in LINEAGE_KEYS}
+        record = row.get(ORIGINAL) or {k: v for k, v in row.items() if k not in LINEAGE_NAMES and k[0] != "_"}
+    out = {k: row.get(k) for k in LINEAGE_NAMES}
     out.update(
         stage=stage,
         reason=reason,
@@ -89,7 +91,6 @@ def reject(
     return out
 
 
-LINEAGE_KEYS = ("id", "source", "source_file", "source_index", "license", "lang")
 ORIGINAL = "_original"  # a cleaned row's pre-normalisation fields, kept so that a later reject is verbatim
 
 

@@ -16,7 +16,7 @@ LICENSE = pa.field("license", pa.string(), nullable=False)
 LANG = pa.field("lang", pa.string())
 
 LINEAGE = [ID, SOURCE, SOURCE_FILE, SOURCE_INDEX, LICENSE, LANG]
-LINEAGE_NAMES = [f.name for f in LINEAGE]
+LINEAGE_NAMES = tuple(f.name for f in LINEAGE)  # every row, kept or rejected, carries these
 
 INSTRUCT_SCHEMA = pa.schema(
     LINEAGE
@@ -53,6 +53,3 @@ REJECT_SCHEMA = pa.schema(
 )
 
 TABLE_SCHEMAS = {"instruct": INSTRUCT_SCHEMA, "text": TEXT_SCHEMA, "rejects": REJECT_SCHEMA}
-
-# Reject stages, in pipeline order.
-STAGES = ("parse", "generate", "clean", "filter", "license", "dedup")

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from cronsim import CronSim, CronSimError
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -169,21 +172,44 @@ class TrainSpec(_Strict):
 
 
 class ScheduleSpec(_Strict):
-    """When ``python -m pipeline serve`` runs the recipe: a cron line in a time zone, on one flow."""
+    """When ``python -m pipeline serve`` runs the recipe: a cron line (five fields, or @daily and its
+    kin) in an IANA time zone, on one flow. Checked here with cronsim, without Prefect; serve turns it into
+    Prefect's CronSchedule."""
 
     cron: str
     timezone: str = "UTC"
     flow: Literal["pipeline", "build", "generate", "train"] = "pipeline"  # pipeline = end to end
 
-    @model_validator(mode="after")
-    def _valid(self) -> ScheduleSpec:
-        from prefect.client.schemas.schedules import CronSchedule  # the schedule serve will create
-
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        expanded = CRON_MACROS.get(v.strip().lower(), v)
         try:
-            CronSchedule(cron=self.cron, timezone=self.timezone)
-        except ValidationError as err:
-            raise ValueError(err.errors()[0]["msg"].removeprefix("Value error, ")) from None
-        return self
+            CronSim(expanded, datetime(2020, 1, 1))
+        except CronSimError as err:
+            raise ValueError(f'invalid cron string "{v}": {err}') from None
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f'unknown time zone "{v}" (an IANA name, e.g. Asia/Tokyo)') from None
+        return v
+
+
+# the @-forms cron and Prefect accept, as the five fields they stand for
+CRON_MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
 
 
 class RuntimeSpec(_Strict):
@@ -227,6 +253,12 @@ class Recipe(_Strict):
     def resolve(self, relpath: str) -> Path:
         p = Path(relpath)
         return p if p.is_absolute() else self._base_dir / p
+
+    def resolve_model(self, ref: str) -> str:
+        """A model reference: a local directory (relative to the recipe) when it exists, else as given
+        (a hub id)."""
+        p = self.resolve(ref)
+        return str(p) if p.exists() else ref
 
     @field_validator("languages")
     @classmethod

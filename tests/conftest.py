@@ -1,5 +1,4 @@
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -8,7 +7,6 @@ import yaml
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))  # the planted near-duplicate set lives there
 SAMPLES = ROOT / "data" / "samples"
 DEFAULT_RECIPE = ROOT / "data" / "recipes" / "default.yaml"
 

@@ -29,7 +29,7 @@ def seeds() -> list[str]:
 
 
 def make_taught_model(out: Path) -> Path:
-    from pipeline.tiny_models import make_model, teach
+    from testkit.tiny_models import make_model, teach
 
     ja = json.loads((SAMPLES / "japanese_alpaca" / "alpaca_data_ja.sample.json").read_text())
     texts = [r["instruction"] + "\n" + r["output"] for r in ja] + seeds()

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import DEFAULT_RECIPE, SAMPLES, write_recipe
 
-from pipeline.clean.normalize import dedup_key_text, normalize_text
+from pipeline.text.normalize import dedup_key_text, normalize_text
 
 
 def recipe_with_planted(tmp_path: Path) -> Path:
@@ -169,7 +169,7 @@ def test_split_is_about_five_percent_and_datasets_loads_it(built):
 def test_cli_build_and_inspect_on_default_recipe(built, tmp_path):
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
+    from flows.cli import app
 
     runner = CliRunner()
     res = runner.invoke(app, ["build", str(DEFAULT_RECIPE), "--out", str(tmp_path / "o")])

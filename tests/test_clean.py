@@ -4,10 +4,10 @@ import pytest
 from conftest import SAMPLES
 
 from pipeline.clean.filters import FILTERS, Filter, FilterContext
-from pipeline.clean.langid import detect, langdetect_lang
 from pipeline.clean.normalize import normalize_text
 from pipeline.clean.stage import CleanStage
 from pipeline.records import instruct_row, lineage, text_row
+from pipeline.text.langid import detect, langdetect_lang
 from schemas.recipe import CleanSpec, LicensePolicy
 
 JA_PARA = (SAMPLES / "ja_prose" / "jsquad_valid_wikipedia_paragraphs.sample.txt").read_text().splitlines()
@@ -161,7 +161,7 @@ def test_loop_filter_rejects_outputs_ending_in_a_loop_and_keeps_clean_ones():
 
 
 def test_guard_cuts_at_the_first_repeat_for_text_and_tokens():
-    from pipeline.clean.repetition import GUARD_CHARS, GUARD_TOKENS, cut_loop
+    from pipeline.text.repetition import GUARD_CHARS, GUARD_TOKENS, cut_loop
 
     assert cut_loop("こんちには。こんにちは。こんにちは。こんに", **GUARD_CHARS) == (
         "こんちには。こんにちは。",
@@ -175,7 +175,7 @@ def test_guard_cuts_at_the_first_repeat_for_text_and_tokens():
 def test_periodic_tail_equals_brute_force_on_random_sequences():
     import random
 
-    from pipeline.clean.repetition import periodic_tail
+    from pipeline.text.repetition import periodic_tail
 
     def brute(seq, lo, hi, k):
         n = len(seq)

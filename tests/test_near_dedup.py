@@ -1,16 +1,11 @@
 import numpy as np
 import pytest
-from planted import planted_pairs, planted_set
+from testkit.planted import planted_pairs, planted_set
 
-from pipeline.dedup.minhash import (
-    char_jaccard,
-    char_signatures,
-    estimated_jaccard,
-    signature_text,
-)
-from pipeline.dedup.near import Doc, NearDupSettings, lsh_params, near_duplicates
-from pipeline.dedup.rows import near_dedup
+from pipeline.dedup.minhash import char_jaccard, char_signatures, estimated_jaccard
+from pipeline.dedup.near import Doc, NearDupSettings, lsh_params, near_dedup, near_duplicates
 from pipeline.records import instruct_row, lineage
+from pipeline.text.normalize import signature_text
 from schemas.recipe import NearDedupSpec
 
 

@@ -29,8 +29,9 @@ def test_the_browser_reports_errors_on_a_broken_page(tmp_path):
 def test_report_renders_in_chromium_with_every_figure(tmp_path, prefect_harness):
     import json
 
+    from testkit.tiny_models import train_tokenizer
+
     from flows.build import build_flow
-    from pipeline.tiny_models import train_tokenizer
 
     tok = tmp_path / "tokenizer"
     prose = sorted((ROOT / "data" / "samples" / "ja_prose").glob("*.txt"))

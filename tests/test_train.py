@@ -15,7 +15,7 @@ from schemas.recipe import TrainSpec
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from pipeline.tiny_models import make_model
+    from testkit.tiny_models import make_model
 
     ja = json.loads((SAMPLES / "japanese_alpaca" / "alpaca_data_ja.sample.json").read_text())
     texts = [r["instruction"] + "\n" + r["output"] for r in ja]
@@ -266,7 +266,7 @@ def test_planner_within_15_percent_of_measured_on_tiny_models(tiny, arch):
 def test_two_gpu_runs_go_through_accelerate_with_the_shipped_config(tmp_path):
     import yaml
 
-    from pipeline.train.trainer import launch_command
+    from pipeline.train.launch import launch_command
 
     spec = TrainSpec(model="m", dataset="d", gpus=2, strategy="fsdp")
     cmd = launch_command(spec, "r.yaml", "out")

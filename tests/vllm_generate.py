@@ -7,9 +7,6 @@ vLLM starts its engine in a spawned process, hence the __main__ guard.
 
 import json
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 if __name__ == "__main__":
     from pipeline.generate.backends import Sampling, VLLMBackend

@@ -10,9 +10,10 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from pipeline.clean.filters import FILTERS, Filter, FilterContext
-from pipeline.clean.langid import detect, detect_fast
 from pipeline.clean.normalize import TEXT_FIELDS, normalize_row
-from pipeline.records import LINEAGE_KEYS, ORIGINAL, Row, is_reject, record_text, reject
+from pipeline.records import ORIGINAL, Row, is_reject, record_text, reject
+from pipeline.text.langid import detect, detect_fast
+from schemas.columns import LINEAGE_NAMES
 from schemas.recipe import LicensePolicy, Recipe
 
 
@@ -53,7 +54,7 @@ class CleanStage:
             yield self.clean_one(row)
 
     def clean_one(self, row: Row) -> Row:
-        original = {k: v for k, v in row.items() if k not in LINEAGE_KEYS}
+        original = {k: v for k, v in row.items() if k not in LINEAGE_NAMES}
         lic = license_reason(row["license"], self.license_policy)
         if lic:
             self.counts[f"license:{lic}"] += 1

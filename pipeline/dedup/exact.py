@@ -11,8 +11,8 @@ from collections.abc import Iterable
 
 import xxhash
 
-from pipeline.clean.normalize import dedup_key_text
 from pipeline.records import Row, reject
+from pipeline.text.normalize import dedup_key_text
 
 
 def dedup_key(row: Row) -> bytes:

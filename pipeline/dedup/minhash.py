@@ -11,10 +11,9 @@ equal bins still mean equal minima. The fraction of equal bins estimates the Jac
 
 from __future__ import annotations
 
-import re
-import unicodedata
-
 import numpy as np
+
+from pipeline.text.normalize import KEEP, TABLE_SIZE, folded
 
 EMPTY = np.uint32(0xFFFFFFFF)
 _C1 = np.uint64(0xFF51AFD7ED558CCD)
@@ -22,45 +21,6 @@ _C2 = np.uint64(0xC4CEB9FE1A85EC53)
 _P = np.uint64(0x100000001B3)  # FNV prime: the polynomial's base
 _S33 = np.uint64(33)
 _S32 = np.uint64(32)
-
-_DROP = re.compile(r"[\W_]+")
-_TABLE_SIZE = 0x30000  # BMP and the supplementary ideographic planes; code points above are dropped
-
-
-def _keep_table() -> np.ndarray:
-    """KEEP[cp]: whether code point cp stays in signature text (letters, digits and combining marks)."""
-    keep = np.zeros(_TABLE_SIZE, dtype=bool)
-    for cp in range(_TABLE_SIZE):
-        ch = chr(cp)
-        if ch.isalnum() or unicodedata.category(ch) in ("Mn", "Mc"):
-            keep[cp] = True
-    return keep
-
-
-KEEP = _keep_table()
-
-
-def folded(text: str) -> str:
-    """NFKC and case folding (spacing voicing marks first made combining, so that NFKC joins them)."""
-    if text.isascii():
-        return text.lower()
-    if "\u309b" in text or "\u309c" in text:
-        text = text.replace("\u309b", "\u3099").replace("\u309c", "\u309a")
-    return unicodedata.normalize("NFKC", text).casefold()
-
-
-def signature_text(text: str) -> str:
-    """Text as the signatures see it: NFKC, case-folded, only letters, digits and combining marks.
-
-    "て゛" and "で" are the same, and である never turns into てある. :func:`char_signatures` applies the
-    same rule vectorised (the KEEP table) on folded text.
-    """
-    return "".join(ch for ch in folded(text) if ord(ch) < _TABLE_SIZE and KEEP[ord(ch)])
-
-
-def word_tokens(text: str) -> list[str]:
-    """Words as the signatures see them: NFKC, case-folded, punctuation removed."""
-    return [w for w in (_DROP.sub("", t) for t in folded(text).split()) if w]
 
 
 def _fmix(h: np.ndarray, seed: int) -> np.ndarray:
@@ -152,14 +112,14 @@ def oph_signatures(hashes: np.ndarray, docs: np.ndarray, n_docs: int, num_perm: 
 
 
 def char_signatures(texts: list[str], n: int, num_perm: int, seed: int) -> np.ndarray:
-    """Signatures over character n-grams of :func:`signature_text` of each text, vectorised.
+    """Signatures over character n-grams of :func:`pipeline.text.normalize.signature_text` of each text, vectorised.
 
     Folding (NFKC, case) is per text; dropping punctuation and spaces is one table lookup for the batch.
     """
     folded_texts = [folded(t) for t in texts]
     lengths = np.fromiter(map(len, folded_texts), dtype=np.int64, count=len(texts))
     units = np.frombuffer("".join(folded_texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    keep = KEEP[np.minimum(units, _TABLE_SIZE - 1)] & (units < _TABLE_SIZE)
+    keep = KEEP[np.minimum(units, TABLE_SIZE - 1)] & (units < TABLE_SIZE)
     doc = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
     units = units[keep]
     lengths = np.bincount(doc[keep], minlength=len(texts)).astype(np.int64)

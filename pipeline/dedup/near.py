@@ -7,6 +7,9 @@ Candidate pairs (same bucket in some band) are verified by their estimated Jacca
 by union-find; in each cluster the best-ranked row (higher source priority, then smaller id) is kept and
 the others are reported with the similarity to it. The result depends only on the documents and the
 settings, not on batch sizes or arrival order.
+
+:func:`near_dedup` is the stage over build rows: rows in, (kept rows, duplicate_near rejects) out;
+:func:`near_duplicates` the detector over plain documents.
 """
 
 from __future__ import annotations
@@ -20,16 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.dedup.minhash import (
-    EMPTY,
-    char_signatures,
-    estimated_jaccard,
-    word_signatures,
-    word_tokens,
-)
+from pipeline.dedup.minhash import EMPTY, char_signatures, estimated_jaccard, word_signatures
 from pipeline.failpoints import failpoint
+from pipeline.records import Row, record_text, reject
+from pipeline.text.langid import NO_SPACE_LANGS
+from pipeline.text.normalize import word_tokens
+from schemas.recipe import NearDedupSpec
 
-NO_SPACE_LANGS = frozenset({"ja", "zh", "ko", "th"})
 _P = np.uint64(0x100000001B3)
 
 
@@ -242,3 +242,32 @@ def _cluster(
                 sim = round(estimated_jaccard(wsig, store.row(m)), 4)
                 out.append(Duplicate(ids[m].decode(), ids[winner].decode(), sim))
     return sorted(out, key=lambda d: d.id)
+
+
+def settings_from(spec: NearDedupSpec) -> NearDupSettings:
+    return NearDupSettings(
+        threshold=spec.threshold,
+        ngram=spec.ngram,
+        num_perm=spec.num_perm,
+        seed=spec.seed,
+        shingle=spec.shingle,
+        word_ngram=spec.word_ngram,
+    )
+
+
+def near_dedup(
+    rows: Iterable[Row], spec: NearDedupSpec, priorities: dict[str, int], workdir: Path | None = None
+) -> tuple[list[Row], list[Row]]:
+    """(kept rows, duplicate_near rejects), both in input order; signatures spill into ``workdir``."""
+    rows = list(rows)
+    docs = (Doc(r["id"], record_text(r), r.get("lang"), priorities.get(r["source"], 0)) for r in rows)
+    dups = {d.id: d for d in near_duplicates(docs, settings_from(spec), workdir)}
+    kept, rejects = [], []
+    for r in rows:
+        d = dups.get(r["id"])
+        if d is None:
+            kept.append(r)
+            continue
+        detail = f"similarity={d.similarity:.4f}"
+        rejects.append(reject(r, "dedup", "duplicate_near", detail, duplicate_of=d.duplicate_of))
+    return kept, rejects

@@ -3,7 +3,7 @@
 - ``vllm``: the offline engine (``vllm.LLM``), whole batches per call, ``tensor_parallel_size`` for two
   GPUs; loops are stopped in the engine by its repetition detection (token n-gram repeated at the tail).
 - ``transformers``: batched ``generate`` with a StoppingCriteria that ends each sequence at a stop
-  string or at the first repeat of a token pattern (the same detector, pipeline.clean.repetition).
+  string or at the first repeat of a token pattern (the same detector, pipeline.text.repetition).
 Both then cut the text at the stop string and at the first repeat of a character pattern, and report
 finish_reason ``stop``, ``length`` or ``loop``. A vLLM engine starts worker processes: build it under
 ``if __name__ == "__main__":``.
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from pipeline.clean.repetition import GUARD_CHARS, GUARD_TOKENS, cut_loop, periodic_tail
 from pipeline.generate.templates import cut_at_stop
+from pipeline.text.repetition import GUARD_CHARS, GUARD_TOKENS, cut_loop, periodic_tail
 
 BACKENDS = ("vllm", "transformers")
 

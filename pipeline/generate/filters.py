@@ -13,8 +13,8 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import LCSseq
 
-from pipeline.clean.langid import detect
-from pipeline.dedup.minhash import signature_text
+from pipeline.text.langid import detect
+from pipeline.text.normalize import signature_text
 
 BLACKLIST = {
     "en": re.compile(

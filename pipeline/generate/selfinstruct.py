@@ -19,13 +19,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.clean.langid import detect
 from pipeline.failpoints import failpoint
 from pipeline.generate.backends import Sampling
 from pipeline.generate.filters import NoveltyPool, instruction_reason, response_reason
 from pipeline.generate.templates import STOP, ask_new_tasks, parse_instructions, render
 from pipeline.records import Row, instruct_row, lineage, reject
 from pipeline.sink.parquet import atomic_write, atomic_write_text
+from pipeline.text.langid import detect
 from schemas.columns import INSTRUCT_SCHEMA, REJECT_SCHEMA
 from schemas.recipe import GenerateSpec
 

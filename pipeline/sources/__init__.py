@@ -17,7 +17,6 @@ from pathlib import Path
 
 from pipeline.errors import PipelineError
 from pipeline.records import Row
-from pipeline.sink.parquet import sha256_of
 from schemas.recipe import Recipe, SourceSpec
 
 Reader = Callable[[Path, str, SourceSpec, Path], Iterator[Row]]
@@ -39,7 +38,9 @@ READERS: dict[str, Reader] = _discover()
 
 
 @dataclass(frozen=True)
-class InputFile:
+class SourceFile:
+    """One file a source's glob matched."""
+
     source: str
     path: Path  # absolute
     rel: str  # relative to the directory the glob starts from (the row's source_file)
@@ -60,7 +61,7 @@ def glob_root(pattern: str) -> Path:
     return root
 
 
-def expand(recipe: Recipe, spec: SourceSpec) -> list[InputFile]:
+def expand(recipe: Recipe, spec: SourceSpec) -> list[SourceFile]:
     """The files a source's glob matches, sorted; a glob matching nothing or an unknown kind stops the run."""
     if spec.kind not in READERS:
         raise PipelineError(
@@ -74,7 +75,7 @@ def expand(recipe: Recipe, spec: SourceSpec) -> list[InputFile]:
     out = []
     for f in files:
         out.append(
-            InputFile(
+            SourceFile(
                 source=spec.name,
                 path=f,
                 rel=f.relative_to(root).as_posix(),
@@ -88,34 +89,5 @@ def _relative(path: Path, base: Path) -> str:
     return Path(os.path.relpath(path, base)).as_posix()
 
 
-def read_file(f: InputFile, spec: SourceSpec, base_dir: Path) -> Iterator[Row]:
+def read_file(f: SourceFile, spec: SourceSpec, base_dir: Path) -> Iterator[Row]:
     return READERS[spec.kind](f.path, f.rel, spec, base_dir)
-
-
-def sha256_file(path: Path) -> str:
-    return sha256_of(path)
-
-
-@dataclass
-class SourceRead:
-    """What reading one source gave: its rows and rejects, and one record per input file."""
-
-    rows: list[Row]
-    inputs: list[dict]  # {source, path, sha256, records}
-
-
-def read_source(recipe: Recipe, spec: SourceSpec) -> SourceRead:
-    rows: list[Row] = []
-    inputs = []
-    for f in expand(recipe, spec):
-        before = len(rows)
-        rows.extend(read_file(f, spec, recipe.base_dir))
-        inputs.append(
-            {
-                "source": spec.name,
-                "path": f.recipe_rel,
-                "sha256": sha256_file(f.path),
-                "records": len(rows) - before,
-            }
-        )
-    return SourceRead(rows, inputs)

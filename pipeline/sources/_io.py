@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import gzip
 import io
 import json
@@ -15,6 +16,14 @@ import zstandard
 from pipeline.errors import InputFileError
 from pipeline.records import Row, lineage, reject
 from schemas.recipe import SourceSpec
+
+
+def metadata_files(spec: SourceSpec, base_dir: Path) -> list[Path]:
+    """The files a source's ``metadata`` glob matches (relative to ``base_dir``), sorted; [] without one."""
+    if not spec.metadata:
+        return []
+    pattern = spec.metadata if Path(spec.metadata).is_absolute() else str(base_dir / spec.metadata)
+    return [Path(p) for p in sorted(glob.glob(pattern, recursive=True))]
 
 
 def open_binary(path: Path) -> io.BufferedIOBase:

@@ -6,8 +6,8 @@ import re
 
 import xxhash
 
-from pipeline.clean.langid import detect
 from pipeline.records import Row, instruct_row
+from pipeline.text.langid import detect
 
 TEMPLATES = {
     "ja": (

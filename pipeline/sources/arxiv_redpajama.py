@@ -7,7 +7,6 @@ metadata records (OAI snapshot JSON lines: {"id", "abstract", "license", ...}) n
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import re
@@ -17,9 +16,10 @@ from pathlib import Path
 
 from pipeline.errors import InputFileError, PipelineError
 from pipeline.records import Row, is_reject, reject
-from pipeline.sources._io import iter_lines
+from pipeline.sources._io import iter_lines, metadata_files
 from pipeline.sources._summarize import summarization_row
 from pipeline.sources.redpajama import read as read_redpajama
+from schemas.columns import LINEAGE_NAMES
 from schemas.recipe import SourceSpec
 
 KIND = "arxiv_redpajama"
@@ -35,11 +35,12 @@ def normalise_id(arxiv_id: str) -> str:
     return _VERSION.sub("", arxiv_id)
 
 
-def load_metadata(pattern: str) -> dict[str, dict]:
-    """arXiv id -> metadata record, from every JSON-lines file the glob matches (later files win)."""
-    files = sorted(glob.glob(pattern, recursive=True))
+def load_metadata(spec: SourceSpec, base_dir: Path) -> dict[str, dict]:
+    """arXiv id -> metadata record, from every JSON-lines file the ``metadata`` glob matches (later
+    files win)."""
+    files = [str(f) for f in metadata_files(spec, base_dir)]
     if not files:
-        raise PipelineError(f"arxiv metadata: no file matches {pattern}")
+        raise PipelineError(f"arxiv metadata: no file matches {base_dir / spec.metadata}")
     stamp = tuple((f, os.stat(f).st_mtime_ns, os.stat(f).st_size) for f in files)
     return _load(stamp)
 
@@ -65,8 +66,7 @@ def _load(stamp: tuple[tuple[str, int, int], ...]) -> dict[str, dict]:
 def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row]:
     if not spec.metadata:
         raise PipelineError(f"source {spec.name!r}: kind arxiv_redpajama needs a 'metadata' glob")
-    pattern = spec.metadata if Path(spec.metadata).is_absolute() else str(base_dir / spec.metadata)
-    metadata = load_metadata(pattern)
+    metadata = load_metadata(spec, base_dir)
     for row in read_redpajama(path, rel, spec, base_dir):
         if is_reject(row):
             yield row
@@ -80,7 +80,7 @@ def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row
         if rec is None:
             yield reject(row, "parse", "no_abstract", f"no metadata record for arXiv id {arxiv_id}")
             continue
-        lin = {k: row[k] for k in ("id", "source", "source_file", "source_index", "license", "lang")}
+        lin = {k: row[k] for k in LINEAGE_NAMES}
         info = {
             "arxiv_id": normalise_id(arxiv_id),
             "paper_license": rec.get("license"),

@@ -10,15 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-from pipeline.clean.repetition import GUARD_CHARS, cut_loop
 from pipeline.errors import PipelineError
 from pipeline.sink.parquet import atomic_write_text
+from pipeline.text.repetition import GUARD_CHARS, cut_loop
 from pipeline.train.data import Collator, encode_rows, load_rows, pack, shuffled
 from pipeline.train.lora import PACKABLE, targets_for
 from pipeline.train.templates import prompt
@@ -197,26 +196,3 @@ def train(spec, out_dir: Path, model_path: str, dataset: Path, resume: bool = Tr
     atomic_write_text(out_dir / "run_manifest.json", json.dumps(run, ensure_ascii=False, indent=2) + "\n")
     return run
 
-
-ACCELERATE_CONFIGS = Path(__file__).resolve().parent / "accelerate"
-
-
-def launch_command(spec, recipe_path: str, out_dir: str) -> list[str]:
-    """The ``accelerate launch`` command that runs this training on ``spec.gpus`` GPUs with the shipped
-    config for ``spec.strategy``; each rank runs ``python -m pipeline train`` (it sees LOCAL_RANK)."""
-    config = ACCELERATE_CONFIGS / f"{spec.strategy}.yaml"
-    return [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--config_file",
-        str(config),
-        "--num_processes",
-        str(spec.gpus),
-        "-m",
-        "pipeline",
-        "train",
-        recipe_path,
-        "--out",
-        out_dir,
-    ]

@@ -1,8 +1,8 @@
 """Texts that end in a loop (a pattern of 4+ characters repeated 3+ times up to the end): the signature of
 a model that could not stop. Reason ``repetition_loop``; detail gives the period and the loop's length."""
 
-from pipeline.clean.repetition import FILTER_CHARS, loop_start, periodic_tail
 from pipeline.records import Row
+from pipeline.text.repetition import FILTER_CHARS, loop_start, periodic_tail
 
 NAME = "loop"
 NEEDS_LANG = False

@@ -4,8 +4,8 @@ Judged on the output of an instruction row (where loops and degenerate text show
 restates its instruction is not repetition) and on the whole text of a text row.
 """
 
-from pipeline.clean.repetition import repetition_reason
 from pipeline.records import Row
+from pipeline.text.repetition import repetition_reason
 
 NAME = "repetition"
 ORDER = 30

@@ -1,18 +1,14 @@
-"""Assemble a build's output directory: shards per table and split, rejects, manifest, dataset card.
-
-The directory is made under a staging name (``.NAME.partial``) beside its final place and renamed into
-place only when everything is written: a failed or killed run never leaves a half-written DIR.
+"""Write a build's (or a generate run's) output: shards per table and split, rejects, manifest, dataset
+card and report, into a directory the caller gives (a StagingDir, pipeline/sink/staging.py, for builds).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.failpoints import failpoint
 from pipeline.records import Row, table_of
 from pipeline.sink.card import dataset_card
 from pipeline.sink.parquet import WrittenShard, atomic_write_text, write_shards
@@ -25,60 +21,6 @@ from schemas.recipe import Recipe
 
 class AccountingError(RuntimeError):
     """read != kept + rejected for a source: a bug, never a data problem."""
-
-
-@dataclass
-class StagingDir:
-    """``.NAME.partial`` beside DIR, renamed to DIR when complete.
-
-    With a ``key`` (a hash of everything the output depends on) a staging directory left by a killed run
-    with the same key is resumed: its finished shards are kept, leftover temporary files removed. A
-    different key, or none, starts it empty. The key file is removed before the rename.
-    """
-
-    final: Path
-    key: str | None = None
-
-    KEY_FILE = ".resume-key"
-
-    @property
-    def path(self) -> Path:
-        return self.final.parent / f".{self.final.name}.partial"
-
-    def __enter__(self) -> Path:
-        key_file = self.path / self.KEY_FILE
-        resumable = (
-            self.key is not None
-            and key_file.is_file()
-            and key_file.read_text(encoding="utf-8").strip() == self.key
-        )
-        if resumable:
-            for tmp in self.path.rglob(".*.tmp-*"):
-                tmp.unlink()
-        else:
-            if self.path.exists():
-                shutil.rmtree(self.path)
-            self.path.mkdir(parents=True)
-            if self.key is not None:
-                atomic_write_text(key_file, self.key + "\n")
-        self.resumed = resumable
-        return self.path
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            if self.key is None:  # nothing could resume it
-                shutil.rmtree(self.path, ignore_errors=True)
-            return
-        (self.path / self.KEY_FILE).unlink(missing_ok=True)
-        failpoint("write-rename")
-        old = self.final.parent / f".{self.final.name}.old"
-        if old.exists():
-            shutil.rmtree(old)
-        if self.final.exists():
-            self.final.rename(old)
-        self.path.rename(self.final)
-        if old.exists():
-            shutil.rmtree(old)
 
 
 @dataclass

@@ -1,4 +1,6 @@
-"""Command line: ``python -m pipeline build|inspect`` (also installed as ``instruct-pipeline``)."""
+"""Command line: ``python -m pipeline build|run|serve|generate|train|report|inspect`` (also installed as
+``instruct-pipeline``). The top layer: it reads arguments, starts Prefect's API for the run and calls
+the flows; ``pipeline/__main__.py`` only hands over to it."""
 
 from __future__ import annotations
 
@@ -11,9 +13,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flows.prefect_api import embedded_api
 from pipeline import progress
 from pipeline.errors import PipelineError
-from pipeline.prefect_api import embedded_api
 from schemas.recipe import RecipeError, load_recipe
 
 app = typer.Typer(
@@ -121,10 +123,17 @@ def train_cmd(
     out: Annotated[
         Path | None, typer.Option("--out", help="output directory (default data/out/NAME-lora)")
     ] = None,
+    dataset: Annotated[
+        Path | None, typer.Option("--dataset", help="build output directory (default train.dataset)")
+    ] = None,
     plan: Annotated[bool, typer.Option("--plan", help="print the memory plan and stop")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="with --plan: machine-readable output")] = False,
 ) -> None:
-    """Train a LoRA adapter on a build's shards; --plan predicts memory from the model config alone."""
+    """Train a LoRA adapter on a build's shards; --plan predicts memory from the model config alone.
+
+    With train.gpus of 2 or more the run goes through accelerate launch (pipeline/train/launch.py), as it
+    does from `run` and served deployments.
+    """
     try:
         r = load_recipe(recipe)
         if r.train is None:
@@ -136,30 +145,21 @@ def train_cmd(
 
         from transformers import AutoConfig
 
-        from flows.train import model_path
         from pipeline.train.planner import format_plan, plan_with_advice
 
         try:
-            config = AutoConfig.from_pretrained(model_path(r))
+            config = AutoConfig.from_pretrained(r.resolve_model(r.train.model))
         except (OSError, ValueError) as err:
             fail(f"{r.train.model}: cannot read the model config: {str(err).splitlines()[0]}")
         p = plan_with_advice(config, r.train)
         typer.echo(json.dumps(p.as_dict(), indent=2) if as_json else format_plan(p, r.train))
         raise typer.Exit(0 if p.fits else 3)
     out_dir = out or Path("data") / "out" / f"{r.name}-lora"
-    if r.train.gpus > 1 and "LOCAL_RANK" not in os.environ:  # start one process per GPU
-        import subprocess
-
-        from pipeline.train.trainer import launch_command
-
-        cmd = launch_command(r.train, str(recipe), str(out_dir))
-        err_console.print("launching: " + " ".join(cmd), markup=False)
-        raise typer.Exit(subprocess.call(cmd))
+    data_dir = dataset or r.resolve(r.train.dataset)
     if "LOCAL_RANK" in os.environ:  # a rank of accelerate launch: train directly (no Prefect per rank)
-        from flows.train import model_path
-        from pipeline.train.trainer import train
+        from pipeline.train.launch import run_training
 
-        run = train(r.train, out_dir, model_path(r), r.resolve(r.train.dataset))
+        run = run_training(r, str(recipe), out_dir, data_dir)
         typer.echo(f"rank {os.environ['LOCAL_RANK']}: {run['steps']} steps")
         return
     prefect_env()
@@ -167,7 +167,7 @@ def train_cmd(
 
     try:
         with embedded_api():
-            result = train_flow(str(recipe), str(out_dir))
+            result = train_flow(str(recipe), str(out_dir), str(data_dir))
     except PipelineError as err:
         fail(str(err))
     typer.echo(
@@ -258,7 +258,7 @@ def report(
 @app.command()
 def inspect(out_dir: Annotated[Path, typer.Argument(help="a build output directory")]) -> None:
     """Print the per-source counts of a build."""
-    from pipeline.sink.build import load_manifest
+    from pipeline.sink.output import load_manifest
 
     if not (out_dir / "manifest.json").is_file():
         fail(f"{out_dir}: no manifest.json (not a build output directory)")

@@ -40,6 +40,9 @@ EN_WORDS = frozenset(
 
 DETECT_MAP = {"zh-cn": "zh", "zh-tw": "zh"}
 
+# languages written without spaces between words: word n-gram rules and word shingles do not apply
+NO_SPACE_LANGS = frozenset({"ja", "zh", "ko", "th"})
+
 
 _factory_lock = threading.Lock()
 

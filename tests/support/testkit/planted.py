@@ -14,9 +14,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.dedup.minhash import char_jaccard, signature_text
+from pipeline.dedup.minhash import char_jaccard
+from pipeline.text.normalize import signature_text
 
-SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
+SAMPLES = Path(__file__).resolve().parents[3] / "data" / "samples"  # the repository's samples
 _SENT = re.compile(r"(?<=[。．.!?！？])\s*")
 
 

@@ -80,10 +80,17 @@ def _from_arrow(table: pa.Table) -> list[Row]:
     return rows
 
 
-class WorkDir:
+class UnitStore:
     def __init__(self, out_dir: Path):
         out_dir = Path(out_dir)
         self.root = out_dir.parent / f".{out_dir.name}.work"
+
+    def scratch(self) -> Path:
+        """A folder for a unit's temporary files (near dedup's spilled signatures), inside the store so
+        that they land on the output's filesystem, not in a small system temp folder; swept after a run."""
+        path = self.root / "scratch"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def unit_path(self, stage: str, key: str) -> Path:
         return self.root / stage / key

@@ -1,4 +1,5 @@
-"""Repetition measures shared by the cleaning filters and (later) the generation loop guard.
+"""Repetition measures: the cleaning filters' Gopher-style fractions, and the one loop detector that
+both the generation guard and the ``loop`` filter use.
 
 All functions are pure and work on normalised text. Line/paragraph and word n-gram fractions follow
 Rae et al. 2021 (Gopher). For text without spaces the word rules do nothing, so a character rule judges
@@ -13,7 +14,8 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-_NO_SPACE_LANGS = frozenset({"ja", "zh", "ko", "th"})
+from pipeline.text.langid import NO_SPACE_LANGS
+
 _CHAR_RULE_SPAN = 3000  # characters the character n-gram rule reads: the first 2000 and the last 1000
 
 
@@ -134,7 +136,7 @@ def repetition_reason(text: str, lang: str | None, c) -> str | None:
                 return f"dup_{unit}_frac={frac:.2f}"
             if char_frac > max_char_frac:
                 return f"dup_{unit}_char_frac={char_frac:.2f}"
-    if lang in _NO_SPACE_LANGS:
+    if lang in NO_SPACE_LANGS:
         return None
     words = text.split()
     if len(words) < c.ngram_min_words:

@@ -1,4 +1,4 @@
-"""The resumable units of a build, as plain functions over a WorkDir (pipeline/sink/work.py).
+"""The resumable units of a build, as plain functions over a UnitStore (pipeline/resume/store.py).
 
 - ``clean_file``: read one input file and clean its rows (one unit per input file: the per-shard stage
   that runs in parallel, on threads or on Dask workers);
@@ -10,30 +10,27 @@ much work it did. ``reused`` is None for a pass the recipe turns off.
 
 from __future__ import annotations
 
-import glob
 import os
 import socket
-from pathlib import Path
 
 from pipeline.clean.stage import CleanStage
 from pipeline.dedup.exact import exact_dedup
-from pipeline.dedup.rows import near_dedup
+from pipeline.dedup.near import near_dedup
 from pipeline.failpoints import failpoint
 from pipeline.records import Row
-from pipeline.sink.work import WorkDir, unit_key
-from pipeline.sources import InputFile, read_file, sha256_file
+from pipeline.resume.store import UnitStore, unit_key
+from pipeline.sink.parquet import sha256_of
+from pipeline.sources import SourceFile, read_file
+from pipeline.sources._io import metadata_files
 from schemas.recipe import Recipe, SourceSpec
 
 
 def _dependencies(recipe: Recipe, spec: SourceSpec) -> list[str]:
     """sha256 of the other files a reader consults (the arXiv metadata a join reads)."""
-    if not spec.metadata:
-        return []
-    pattern = spec.metadata if Path(spec.metadata).is_absolute() else str(recipe.base_dir / spec.metadata)
-    return [sha256_file(Path(p)) for p in sorted(glob.glob(pattern, recursive=True))]
+    return [sha256_of(p) for p in metadata_files(spec, recipe.base_dir)]
 
 
-def clean_file_key(recipe: Recipe, spec: SourceSpec, f: InputFile, sha256: str) -> str:
+def clean_file_key(recipe: Recipe, spec: SourceSpec, f: SourceFile, sha256: str) -> str:
     source = spec.model_dump(mode="json", exclude={"priority", "path"})
     return unit_key(
         "clean",
@@ -48,10 +45,10 @@ def clean_file_key(recipe: Recipe, spec: SourceSpec, f: InputFile, sha256: str) 
     )
 
 
-def clean_file(work: WorkDir, recipe: Recipe, source: str, f: InputFile) -> dict:
+def clean_file(work: UnitStore, recipe: Recipe, source: str, f: SourceFile) -> dict:
     """Read and clean one input file into a unit; returns its info (key, input record, counts, reused)."""
     spec = recipe.source(source)
-    sha = sha256_file(f.path)
+    sha = sha256_of(f.path)
     key = clean_file_key(recipe, spec, f, sha)
     if work.has("clean", key):
         return {**work.info("clean", key), "reused": True}
@@ -75,7 +72,7 @@ def clean_file(work: WorkDir, recipe: Recipe, source: str, f: InputFile) -> dict
 
 
 def _dedup_unit(
-    work: WorkDir, stage: str, key: str, rows: list[Row], run
+    work: UnitStore, stage: str, key: str, rows: list[Row], run
 ) -> tuple[list[Row], list[Row], bool]:
     """(kept rows in input order, duplicate rejects, reused?) of a dedup pass, stored as its rejects."""
     reused = work.has(stage, key)
@@ -89,7 +86,7 @@ def _dedup_unit(
     return [r for r in rows if r["id"] not in gone], dups, reused
 
 
-def exact_unit(work: WorkDir, recipe: Recipe, rows: list[Row], clean_keys: list[str]):
+def exact_unit(work: UnitStore, recipe: Recipe, rows: list[Row], clean_keys: list[str]):
     priorities = {s.name: s.priority for s in recipe.sources}
     key = unit_key("exact", clean_keys, recipe.dedup.exact, priorities)
     if not recipe.dedup.exact:
@@ -98,11 +95,11 @@ def exact_unit(work: WorkDir, recipe: Recipe, rows: list[Row], clean_keys: list[
     return kept, dups, key, reused
 
 
-def near_unit(work: WorkDir, recipe: Recipe, rows: list[Row], exact_key: str):
+def near_unit(work: UnitStore, recipe: Recipe, rows: list[Row], exact_key: str):
     priorities = {s.name: s.priority for s in recipe.sources}
     spec = recipe.dedup.near
     key = unit_key("near", exact_key, False if spec is False else spec.model_dump(mode="json"), priorities)
     if spec is False:
         return rows, [], key, None
-    kept, dups, reused = _dedup_unit(work, "near", key, rows, lambda rs: near_dedup(rs, spec, priorities))
+    kept, dups, reused = _dedup_unit(work, "near", key, rows, lambda rs: near_dedup(rs, spec, priorities, work.scratch()))
     return kept, dups, key, reused
