@@ -65,6 +65,14 @@ def base_recipe(path: str, kind: str = "alpaca", **extra) -> dict:
             },
             "unknown recipe key 'sources.0.prio'",
         ),
+        (
+            base_recipe("data/*.json", schedule={"cron": "61 * * * *"}),
+            """recipe key 'schedule.cron': invalid cron string "61 * * * *": Bad minute""",
+        ),
+        (
+            base_recipe("data/*.json", schedule={"cron": "@daily", "timezone": "Asia/Tokio"}),
+            """recipe key 'schedule.timezone': unknown time zone "Asia/Tokio" (an IANA name, e.g. Asia/Tokyo)""",
+        ),
     ],
 )
 def test_file_level_problems_exit_2_with_one_line_and_no_output(tmp_path, recipe, message):

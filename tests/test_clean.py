@@ -127,7 +127,7 @@ def test_reject_keeps_the_original_record_verbatim():
 def test_vectorised_repetition_measures_equal_the_reference_on_samples():
     import json
 
-    from pipeline.clean import repetition as R
+    from pipeline.text import repetition as R
 
     texts = [
         json.loads(line)["text"] for line in (SAMPLES / "redpajama_format" / "wikipedia_sample.jsonl").open()

@@ -14,7 +14,7 @@ from typing import Any
 import zstandard
 
 from pipeline.errors import InputFileError
-from pipeline.records import Row, lineage, reject
+from pipeline.records import Row, is_reject, lineage, reject
 from schemas.recipe import SourceSpec
 
 
@@ -79,6 +79,13 @@ def iter_jsonl(path: Path, rel: str, spec: SourceSpec) -> Iterator[tuple[Row, An
             yield reject(lin, "parse", "parse_error", f"line {index}: {err}", text), None
             continue
         yield lin, obj
+
+
+def iter_jsonl_objects(path: Path, rel: str, spec: SourceSpec) -> Iterator[tuple[Row, dict | None]]:
+    """(lineage, object) per JSON line holding an object; (reject, None) for any other line."""
+    for lin, obj in iter_jsonl(path, rel, spec):
+        bad = lin if is_reject(lin) else require_object(lin, obj)  # a parse reject, or not an object
+        yield (bad, None) if bad else (lin, obj)
 
 
 def load_json_document(path: Path) -> Any:

@@ -10,8 +10,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.records import Row, is_reject, reject
-from pipeline.sources._io import iter_jsonl, require_object
+from pipeline.records import Row, reject
+from pipeline.sources._io import iter_jsonl_objects
 from pipeline.sources._summarize import summarization_row
 from schemas.recipe import SourceSpec
 
@@ -30,10 +30,9 @@ def _join(value: object, tags: bool) -> str | None:
 
 
 def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row]:
-    for lin, obj in iter_jsonl(path, rel, spec):
-        bad = lin if is_reject(lin) else require_object(lin, obj)
-        if bad:
-            yield bad
+    for lin, obj in iter_jsonl_objects(path, rel, spec):
+        if obj is None:
+            yield lin
             continue
         body = _join(obj.get("article_text", obj.get("article")), tags=False)
         abstract = _join(obj.get("abstract_text", obj.get("abstract")), tags=True)

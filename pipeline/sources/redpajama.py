@@ -11,8 +11,8 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.records import Row, is_reject, reject, text_row
-from pipeline.sources._io import iter_jsonl, require_object
+from pipeline.records import Row, reject, text_row
+from pipeline.sources._io import iter_jsonl_objects
 from schemas.recipe import SourceSpec
 
 KIND = "redpajama"
@@ -30,10 +30,9 @@ def parse_meta(meta: object) -> dict | str | None:
 
 
 def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row]:
-    for lin, obj in iter_jsonl(path, rel, spec):
-        bad = lin if is_reject(lin) else require_object(lin, obj)
-        if bad:
-            yield bad
+    for lin, obj in iter_jsonl_objects(path, rel, spec):
+        if obj is None:
+            yield lin
             continue
         key = "text" if "text" in obj else "raw_content" if "raw_content" in obj else None
         if key is None or not isinstance(obj[key], str):
