@@ -5,6 +5,7 @@ again redoes only what was not finished (pipeline/resume/store.py)."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,6 +21,7 @@ from pipeline import progress
 from pipeline.records import Row, is_reject
 from pipeline.resume.store import UnitStore, unit_key
 from pipeline.resume.units import clean_file, exact_unit, near_unit
+from pipeline.sink.outdir import check_build_output, output_lock
 from pipeline.sink.output import write_build
 from pipeline.sink.parquet import atomic_write_text
 from pipeline.sink.report import artifact_tables
@@ -90,15 +92,31 @@ def with_sources(recipe: Recipe, extra: list[dict] | None) -> Recipe:
 
 @flow(name="build", log_prints=True)
 def build_flow(
-    recipe_path: str, out_dir: str, fresh: bool = False, extra_sources: list[dict] | None = None
+    recipe_path: str,
+    out_dir: str,
+    fresh: bool = False,
+    extra_sources: list[dict] | None = None,
+    overwrite: bool = False,
+    wait: bool = False,
 ) -> dict:
-    """Build RECIPE into OUT_DIR; ``fresh`` discards finished work of earlier runs first."""
+    """Build RECIPE into OUT_DIR; ``fresh`` discards finished work of earlier runs first.
+
+    OUT_DIR must be missing, empty or an earlier build's output (``overwrite`` replaces anything), and
+    only one run writes it at a time (``wait`` waits for the other instead of failing).
+    """
     recipe = with_sources(load_recipe(recipe_path), extra_sources)
-    out = Path(out_dir)
+    out = Path(os.path.abspath(out_dir))
+    log = get_run_logger()
+    with output_lock(out, wait, log):
+        check_build_output(out, overwrite)
+        return _build(recipe, out, fresh, log)
+
+
+def _build(recipe: Recipe, out: Path, fresh: bool, log) -> dict:
+    out_dir = str(out)
     work = UnitStore(out)
     if fresh:
         work.clear()
-    log = get_run_logger()
 
     # 1. read + clean: one unit per input file, in parallel; results assembled in recipe/file order
     files = [(spec.name, f) for spec in recipe.sources for f in expand(recipe, spec)]

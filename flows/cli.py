@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from rich.table import Table
 from flows.prefect_api import embedded_api
 from pipeline import progress
 from pipeline.errors import PipelineError
+from pipeline.sink.outdir import check_build_output, check_generate_output, check_train_output
 from schemas.recipe import RecipeError, load_recipe
 
 app = typer.Typer(
@@ -56,6 +58,9 @@ def preflight(recipe_path: Path):
     return recipe
 
 
+WAIT = typer.Option("--wait", help="wait for another run writing the same output instead of failing")
+
+
 @app.command()
 def build(
     recipe: Annotated[Path, typer.Argument(help="recipe YAML")] = DEFAULT_RECIPE,
@@ -65,6 +70,10 @@ def build(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="discard finished work of earlier runs (.NAME.work) first")
     ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="replace --out even when it is not a build output")
+    ] = False,
+    wait: Annotated[bool, WAIT] = False,
 ) -> None:
     """Read, clean, deduplicate and write the sources of RECIPE as Parquet shards.
 
@@ -76,16 +85,52 @@ def build(
     except (RecipeError, PipelineError) as err:
         fail(str(err))
     out_dir = out or Path("data") / "out" / r.name
-    prefect_env()
-    from flows.build import build_flow
+    with owned_output(out_dir, wait, lambda p: check_build_output(p, overwrite)):
+        prefect_env()
+        from flows.build import build_flow
 
-    try:
-        with embedded_api(), progress.bars(err_console):
-            manifest = build_flow(str(recipe), str(out_dir), fresh)
-    except (RecipeError, PipelineError) as err:
-        fail(str(err))
+        try:
+            with embedded_api(on_loss=api_lost), progress.bars(err_console):
+                manifest = build_flow(str(recipe), absolute(out_dir), fresh, overwrite=overwrite)
+        except (RecipeError, PipelineError) as err:
+            fail(str(err))
     print_counts(manifest["counts"])
     typer.echo(f"wrote {out_dir}")
+
+
+def absolute(path: Path) -> str:
+    """The path made absolute without resolving links ("data/out/.." is "data", never "data/out/..")."""
+    return os.path.abspath(path)
+
+
+@contextmanager
+def owned_output(out_dir: Path, wait: bool, check):
+    """Hold the output's lock and check that the run may write there, before Prefect starts: a refusal
+    is one line and exit status 2. The flow takes the same lock again (re-entrant in this process)."""
+    from pipeline.sink.outdir import output_lock
+
+    try:
+        with output_lock(Path(absolute(out_dir)), wait, ConsoleLog()):
+            check(Path(absolute(out_dir)))
+            yield
+    except PipelineError as err:
+        fail(str(err))
+
+
+class ConsoleLog:
+    def info(self, msg: str, *args) -> None:
+        err_console.print(msg % args, markup=False, highlight=False)
+
+
+def api_lost(status: int | None) -> None:
+    """Prefect's API server died under the run: say so in one line and stop now (the build is crash-safe:
+    what finished is kept, and the same command resumes it)."""
+    sys.stderr.write(
+        f"error: Prefect's API server stopped during the run (exit status {status}); finished work is "
+        "kept: run the same command again to resume\n"
+    )
+    sys.stderr.flush()
+    os._exit(1)
 
 
 @app.command()
@@ -94,6 +139,7 @@ def generate(
     out: Annotated[
         Path | None, typer.Option("--out", help="output directory (default data/out/NAME-generated)")
     ] = None,
+    wait: Annotated[bool, WAIT] = False,
 ) -> None:
     """Self-instruct: let an open model write instructions and responses (resumes an interrupted run)."""
     try:
@@ -106,11 +152,12 @@ def generate(
     except (RecipeError, PipelineError) as err:
         fail(str(err))
     out_dir = out or Path("data") / "out" / f"{r.name}-generated"
-    prefect_env()
-    from flows.generate import generate_flow
+    with owned_output(out_dir, wait, check_generate_output):
+        prefect_env()
+        from flows.generate import generate_flow
 
-    with embedded_api():
-        manifest = generate_flow(str(recipe), str(out_dir))
+        with embedded_api(on_loss=api_lost):
+            manifest = generate_flow(str(recipe), str(out_dir))
     print_counts(manifest["counts"])
     if manifest["generation"].get("note"):
         err_console.print(f"note: {manifest['generation']['note']}", markup=False)
@@ -128,6 +175,7 @@ def train_cmd(
     ] = None,
     plan: Annotated[bool, typer.Option("--plan", help="print the memory plan and stop")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="with --plan: machine-readable output")] = False,
+    wait: Annotated[bool, WAIT] = False,
 ) -> None:
     """Train a LoRA adapter on a build's shards; --plan predicts memory from the model config alone.
 
@@ -162,14 +210,15 @@ def train_cmd(
         run = run_training(r, str(recipe), out_dir, data_dir)
         typer.echo(f"rank {os.environ['LOCAL_RANK']}: {run['steps']} steps")
         return
-    prefect_env()
-    from flows.train import train_flow
+    with owned_output(out_dir, wait, check_train_output):
+        prefect_env()
+        from flows.train import train_flow
 
-    try:
-        with embedded_api():
-            result = train_flow(str(recipe), str(out_dir), str(data_dir))
-    except PipelineError as err:
-        fail(str(err))
+        try:
+            with embedded_api(on_loss=api_lost):
+                result = train_flow(str(recipe), str(out_dir), str(data_dir))
+        except PipelineError as err:
+            fail(str(err))
     typer.echo(
         f"wrote {out_dir}/adapter ({result['run']['steps']} steps, eval loss {result['run']['eval_loss']})"
     )
@@ -193,7 +242,7 @@ def run_cmd(
     from flows.end_to_end import pipeline_flow
 
     try:
-        with embedded_api(), progress.bars(err_console):
+        with embedded_api(on_loss=api_lost), progress.bars(err_console):
             done = pipeline_flow(str(recipe), str(out_root))
     except (RecipeError, PipelineError) as err:
         fail(str(err))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -9,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from pipeline.generate.backends import load_backend
 from pipeline.generate.selfinstruct import SelfInstruct, load_seed_tasks, run
+from pipeline.sink.outdir import check_generate_output, output_lock
 from pipeline.sink.output import write_generated
 from pipeline.sink.parquet import sha256_of
 from schemas.manifest import InputFile
@@ -24,10 +26,16 @@ def rounds_task(loop: SelfInstruct, rounds_dir: Path):
 
 
 @flow(name="generate")
-def generate_flow(recipe_path: str, out_dir: str) -> dict:
-    recipe = load_recipe(recipe_path)
+def generate_flow(recipe_path: str, out_dir: str, wait: bool = False) -> dict:
+    """Self-instruct into OUT_DIR (missing, empty or an earlier generate run's: it resumes that run)."""
+    out = Path(os.path.abspath(out_dir))
+    with output_lock(out, wait, get_run_logger()):
+        check_generate_output(out)
+        return _generate(load_recipe(recipe_path), out)
+
+
+def _generate(recipe, out: Path) -> dict:
     spec = recipe.generate
-    out = Path(out_dir)
     seeds_path = recipe.resolve(spec.seed_tasks)
     seeds = load_seed_tasks(seeds_path)
     model = recipe.resolve_model(spec.model)

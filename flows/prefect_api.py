@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 
@@ -39,7 +40,10 @@ def _free_port() -> int:
 
 
 @contextmanager
-def embedded_api(timeout: float = 120):
+def embedded_api(timeout: float = 120, on_loss=None):
+    """Prefect's API server for the block (see the module docstring). ``on_loss(exit_status)`` is called
+    from a watchdog thread if the server dies before the block ends (the CLI stops the run there: left
+    alone, Prefect's client would retry for minutes and then fail with a traceback)."""
     import prefect
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -75,8 +79,11 @@ def embedded_api(timeout: float = 120):
         preexec_fn=_die_with_parent(os.getpid()),
     )
     url = f"http://127.0.0.1:{port}/api"
+    done = threading.Event()
     try:
         _wait_healthy(url, proc, timeout)
+        if on_loss is not None:
+            threading.Thread(target=_watch, args=(proc, done, on_loss), daemon=True).start()
         with temporary_settings(updates={PREFECT_API_URL: url}):
             try:
                 yield url
@@ -87,7 +94,15 @@ def embedded_api(timeout: float = 120):
                 APILogWorker.drain_all(timeout=10)
                 EventsWorker.drain_all(timeout=10)
     finally:
+        done.set()
         stop_process(proc)
+
+
+def _watch(proc: subprocess.Popen, done: threading.Event, on_loss, every: float = 0.5) -> None:
+    while not done.wait(every):
+        if proc.poll() is not None and not done.is_set():
+            on_loss(proc.returncode)
+            return
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     Field,
     PrivateAttr,
     ValidationError,
@@ -31,8 +32,19 @@ class RecipeError(ValueError):
     """A recipe that cannot be used; the message is one line naming the file and the key."""
 
 
+def _one_path_component(v: str) -> str:
+    """Names become file and folder names (data/out/NAME, .NAME.work): one safe component."""
+    if v in (".", ".."):
+        raise ValueError(f"{v!r} is not a name (letters, digits and -_. , not '.' or '..')")
+    return v
+
+
+# a recipe or source name: letters, digits and -_. , one path component
+SafeName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$"), AfterValidator(_one_path_component)]
+
+
 class SourceSpec(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: SafeName
     kind: str
     path: str  # a glob, relative to the recipe file
     license: str
@@ -104,7 +116,7 @@ class OutputSpec(Strict):
 
 
 class Recipe(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: SafeName
     sources: list[SourceSpec] = []
     languages: list[str] = ["ja", "en"]
     dedup: DedupSpec = DedupSpec()
