@@ -4,9 +4,10 @@ the flows; ``pipeline/__main__.py`` only hands over to it."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -38,16 +39,48 @@ def fail(message: str) -> None:
 
 
 def prefect_env() -> None:
-    """Embedded Prefect: its ephemeral local API, no server to start, no analytics, no network."""
+    """Embedded Prefect: its ephemeral local API, no server to start, no analytics, no network; on the
+    terminal, a file or recipe problem is the CLI's one `error:` line, not Prefect's tracebacks of it."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "true")
+    from prefect.logging.configuration import setup_logging
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    setup_logging()
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.addFilter(HandledErrors())
+
+
+class HandledErrors(logging.Filter):
+    """Leaves out of the terminal what Prefect logs about an error the CLI reports itself (a
+    PipelineError or RecipeError: the exception with its traceback, and the failed-state lines that
+    name it). The flow run's own log in Prefect's API keeps them."""
+
+    def __init__(self):
+        super().__init__()
+        classes, self.names = [PipelineError, RecipeError], set()
+        while classes:  # every subclass, wherever it is defined
+            c = classes.pop()
+            self.names.add(c.__name__)
+            classes.extend(c.__subclasses__())
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, (PipelineError, RecipeError)):
+            return False
+        if record.levelno >= logging.INFO and record.name.startswith("prefect."):
+            message = record.getMessage()
+            if ("Failed(" in message or "exception" in message) and any(n in message for n in self.names):
+                return False
+        return True
 
 
 def preflight(recipe_path: Path):
     """Every file-level problem that can be seen before reading: recipe, kinds, globs, archives."""
     from pipeline.sources import expand
-    from pipeline.sources._io import open_binary
+    from pipeline.sources._streams import open_binary
 
     recipe = load_recipe(recipe_path)
     if not recipe.sources:
@@ -239,13 +272,23 @@ def run_cmd(
     except (RecipeError, PipelineError) as err:
         fail(str(err))
     prefect_env()
-    from flows.end_to_end import pipeline_flow
+    from flows.end_to_end import output_dirs, pipeline_flow
 
-    try:
-        with embedded_api(on_loss=api_lost), progress.bars(err_console):
-            done = pipeline_flow(str(recipe), str(out_root))
-    except (RecipeError, PipelineError) as err:
-        fail(str(err))
+    dirs = output_dirs(r.name, out_root)
+    stages = [  # the outputs this run writes, each checked and locked before Prefect starts
+        (dirs["build"], check_build_output, bool(r.sources)),
+        (dirs["generate"], check_generate_output, r.generate is not None),
+        (dirs["train"], check_train_output, r.train is not None),
+    ]
+    with ExitStack() as held:
+        for out_dir, check, used in stages:
+            if used:
+                held.enter_context(owned_output(out_dir, False, check))
+        try:
+            with embedded_api(on_loss=api_lost), progress.bars(err_console):
+                done = pipeline_flow(str(recipe), str(out_root))
+        except (RecipeError, PipelineError) as err:
+            fail(str(err))
     typer.echo(f"{r.name}: {' -> '.join(done['stages']) or 'nothing to do'}")
 
 

@@ -7,6 +7,7 @@ text (table ``text``). A reject has the lineage columns plus stage/reason/detail
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import xxhash
@@ -95,7 +96,23 @@ ORIGINAL = "_original"  # a cleaned row's pre-normalisation fields, kept so that
 
 
 def to_json(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    """Compact, key-sorted JSON; text as it is, except lone surrogates (which no UTF-8 file can hold),
+    which make the whole string ASCII with \\u escapes."""
+    text = json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    if _LONE_SURROGATE.search(text):
+        return json.dumps(obj, ensure_ascii=True, sort_keys=True, separators=(",", ":"))
+    return text
+
+
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def lone_surrogate_field(row: Row) -> str | None:
+    """The first text column of ``row`` holding a lone surrogate (it cannot be written as UTF-8)."""
+    for k, v in row.items():
+        if isinstance(v, str) and _LONE_SURROGATE.search(v):
+            return k
+    return None
 
 
 def record_text(row: Row) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 
 from pipeline.clean.filters import FILTERS, Filter, FilterContext
 from pipeline.clean.normalize import TEXT_FIELDS, normalize_row
-from pipeline.records import ORIGINAL, Row, is_reject, record_text, reject
+from pipeline.records import ORIGINAL, Row, is_reject, lone_surrogate_field, record_text, reject
 from pipeline.text.langid import detect, detect_fast
 from schemas.columns import LINEAGE_NAMES
 from schemas.recipe import LicensePolicy, Recipe
@@ -55,6 +55,10 @@ class CleanStage:
 
     def clean_one(self, row: Row) -> Row:
         original = {k: v for k, v in row.items() if k not in LINEAGE_NAMES}
+        bad = lone_surrogate_field(row)
+        if bad:  # e.g. an arXiv abstract from metadata with "\ud800": no Parquet file can hold it
+            self.counts["encoding:bad_encoding"] += 1
+            return reject(row, "parse", "bad_encoding", f"lone surrogate in {bad}", original)
         lic = license_reason(row["license"], self.license_policy)
         if lic:
             self.counts[f"license:{lic}"] += 1

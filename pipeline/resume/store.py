@@ -80,10 +80,15 @@ def _from_arrow(table: pa.Table) -> list[Row]:
     return rows
 
 
+def work_root(out_dir: Path) -> Path:
+    """``.NAME.work`` beside the output directory NAME."""
+    out_dir = Path(out_dir)
+    return out_dir.parent / f".{out_dir.name}.work"
+
+
 class UnitStore:
     def __init__(self, out_dir: Path):
-        out_dir = Path(out_dir)
-        self.root = out_dir.parent / f".{out_dir.name}.work"
+        self.root = work_root(out_dir)
 
     def scratch(self) -> Path:
         """A folder for a unit's temporary files (near dedup's spilled signatures), inside the store so
@@ -148,7 +153,14 @@ class UnitStore:
         return removed
 
     def clear(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        """Remove every unit; the output's lock file (pipeline/sink/outdir.py) stays, it is held."""
+        if not self.root.exists():
+            return
+        for entry in self.root.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            elif entry.name != "lock":
+                entry.unlink()
 
 
 def _fsync(path: Path) -> None:

@@ -5,10 +5,10 @@ and nothing but the files that manifest lists (shards, manifest, dataset card, r
 refused unless the user asks to overwrite. A generate or train run writes only into a folder that is
 missing, empty, or holds its own kind of output (so a train run never writes into a model's folder).
 
-One writer: ``output_lock`` holds an exclusive ``flock`` on ``.NAME.lock`` beside DIR for the whole run.
-The kernel drops it when the holder dies (SIGKILL included), so a killed run's lock is simply taken
-over; the file keeps the holder's pid and start time for the message a second run prints. The lock
-file lives outside ``.NAME.work`` because ``--fresh`` deletes that folder while the lock is held.
+One writer: ``output_lock`` holds an exclusive ``flock`` on ``.NAME.work/lock`` for the whole run. The
+kernel drops it when the holder dies (SIGKILL included), so a killed run's lock is simply taken over;
+the file keeps the holder's pid and start time for the message a second run prints. ``--fresh`` clears
+``.NAME.work`` but this file.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from pipeline.errors import PipelineError
+from pipeline.resume.store import work_root
 from schemas.manifest import Manifest
 
 BUILD_FILES = frozenset({"manifest.json", "README.md", "report.html"})
@@ -99,16 +100,29 @@ def check_train_output(out: Path) -> None:
 
 _held: dict[str, list] = {}  # lock path -> [open file, depth]: the lock is re-entrant within a process
 
+LOCK_NAME = "lock"
+
 
 def lock_path(out: Path) -> Path:
-    out = Path(os.path.abspath(out))
-    return out.parent / f".{out.name}.lock"
+    return work_root(Path(os.path.abspath(out))) / LOCK_NAME
+
+
+def _same_file(fh, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fh.fileno()), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 @contextmanager
 def output_lock(out: Path, wait: bool = False, log=None) -> Iterator[None]:
     """Hold the exclusive lock of output ``out`` for the block; OutputBusy when another run has it
-    (or, with ``wait``, block until it is free)."""
+    (or, with ``wait``, block until it is free).
+
+    The lock file is ``.NAME.work/lock``. When the run leaves nothing else in ``.NAME.work`` (it was
+    refused, or failed before finishing any work) the lock file and the folder are removed, so such a run
+    leaves no trace; a run that was waiting on the removed file sees that it is gone and locks anew.
+    """
     path = lock_path(out)
     key = str(path)
     if key in _held:  # the CLI took it; the flow it runs takes it again
@@ -118,21 +132,8 @@ def output_lock(out: Path, wait: bool = False, log=None) -> Iterator[None]:
         finally:
             _held[key][1] -= 1
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(path, "a+", encoding="utf-8")
+    fh = _acquire(path, out, wait, log)
     try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _holder(path)
-            if not wait:
-                raise OutputBusy(
-                    f"{out} is being written by another run ({holder}); wait for it to end, or run "
-                    "again with --wait"
-                ) from None
-            if log is not None:
-                log.info("waiting for the run that writes %s (%s)", out, holder)
-            fcntl.flock(fh, fcntl.LOCK_EX)
         fh.seek(0)
         fh.truncate()
         started = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime())
@@ -143,8 +144,42 @@ def output_lock(out: Path, wait: bool = False, log=None) -> Iterator[None]:
             yield
         finally:
             del _held[key]
+            if [p.name for p in path.parent.iterdir()] == [LOCK_NAME]:  # still ours: no one else can be here
+                path.unlink()
+                try:
+                    path.parent.rmdir()
+                except OSError:  # another run has just started here
+                    pass
     finally:
         fh.close()  # closing the file drops the lock
+
+
+def _acquire(path: Path, out: Path, wait: bool, log):
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fh = open(path, "a+", encoding="utf-8")
+        except FileNotFoundError:  # the folder was removed by a run finishing just now: again
+            continue
+        try:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _holder(path)
+                if not wait:
+                    raise OutputBusy(
+                        f"{out} is being written by another run ({holder}); wait for it to end, or run "
+                        "again with --wait"
+                    ) from None
+                if log is not None:
+                    log.info("waiting for the run that writes %s (%s)", out, holder)
+                fcntl.flock(fh, fcntl.LOCK_EX)
+        except BaseException:
+            fh.close()
+            raise
+        if _same_file(fh, path):
+            return fh
+        fh.close()  # the holder removed the file as it finished: lock the new one
 
 
 def _holder(path: Path) -> str:

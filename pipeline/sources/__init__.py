@@ -69,7 +69,12 @@ def expand(recipe: Recipe, spec: SourceSpec) -> list[SourceFile]:
         )
     pattern = recipe.resolve(spec.path)
     root = glob_root(str(pattern))
-    files = sorted(Path(p) for p in glob.glob(str(pattern), recursive=True) if Path(p).is_file())
+    files, seen = [], set()
+    for p in sorted(glob.glob(str(pattern), recursive=True)):
+        real = os.path.realpath(p)  # a file reached twice (a link, a "**" through a link loop): read once
+        if Path(p).is_file() and real not in seen:
+            seen.add(real)
+            files.append(Path(p))
     if not files:
         raise PipelineError(f"source {spec.name!r}: no file matches {pattern}")
     out = []

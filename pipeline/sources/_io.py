@@ -1,21 +1,32 @@
-"""Shared file reading for the source modules: compressed line streams and JSON parsing with rejects."""
+"""Shared record reading for the source modules: JSON lines and JSON documents, with rejects.
+
+Every parse reject keeps the record as it was in the file: the raw line (undecodable bytes as \\x
+escapes), or for an element of a JSON array its JSON text. Record-level problems never stop a file:
+a line that is not JSON, not UTF-8, nested too deep, or that holds a lone UTF-16 surrogate escape
+("\\ud800": valid JSON, but no text can be stored with it) is one reject.
+"""
 
 from __future__ import annotations
 
 import glob
-import gzip
-import io
 import json
-import zlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import zstandard
-
 from pipeline.errors import InputFileError
-from pipeline.records import Row, is_reject, lineage, reject
+from pipeline.records import Row, is_reject, lineage, reject, to_json
+from pipeline.sources._streams import first_byte, iter_lines, read_all
 from schemas.recipe import SourceSpec
+
+# a whole-document JSON file (an Alpaca array, a pretty-printed object) is parsed in memory: up to this
+DOCUMENT_LIMIT = 1 << 30
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+Parsed = tuple[Row, Any, str]  # (lineage or a parse reject, the parsed record or None, its raw text)
 
 
 def metadata_files(spec: SourceSpec, base_dir: Path) -> list[Path]:
@@ -26,117 +37,130 @@ def metadata_files(spec: SourceSpec, base_dir: Path) -> list[Path]:
     return [Path(p) for p in sorted(glob.glob(pattern, recursive=True))]
 
 
-def open_binary(path: Path) -> io.BufferedIOBase:
-    """Open a plain, .gz or .zst file for binary reading; a wrong or unreadable archive is a file error."""
-    try:
-        if path.suffix == ".gz":
-            f = gzip.open(path, "rb")
-            f.peek(1)  # fails now on a file that is not gzip
-            return f
-        if path.suffix == ".zst":
-            raw = open(path, "rb")
-            f = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
-            f.peek(1)
-            return f
-        return open(path, "rb")
-    except (OSError, EOFError, zlib.error, zstandard.ZstdError) as err:
-        raise InputFileError(path, f"unreadable file: {err}") from None
-
-
-def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """Yield (0-based line number, raw line without the newline); blank lines are skipped but counted."""
-    f = open_binary(path)
-    try:
-        with f:
-            for i, line in enumerate(f):
-                line = line.rstrip(b"\r\n")
-                if line.strip():
-                    yield i, line
-    except (OSError, EOFError, zlib.error, zstandard.ZstdError) as err:
-        raise InputFileError(path, f"unreadable archive: {err}") from None
-
-
 def raw_text(line: bytes) -> str:
     """A raw line as text for a reject's ``record``: undecodable bytes become \\x escapes."""
     return line.decode("utf-8", errors="backslashreplace")
 
 
-def iter_jsonl(path: Path, rel: str, spec: SourceSpec) -> Iterator[tuple[Row, Any]]:
-    """Yield (lineage, parsed object) per JSON line, or (reject, None) for a line that cannot be parsed.
+def lone_surrogate(obj: Any) -> str | None:
+    """The first string in ``obj`` (walked without recursion) holding a lone surrogate, escaped."""
+    stack = [obj]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, str):
+            if _LONE_SURROGATE.search(x):
+                return ascii(_LONE_SURROGATE.search(x).group())
+        elif isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+    return None
 
-    ``source_index`` is the record's position among the file's non-blank lines.
+
+def parse_json_text(lin: Row, text: str, where: str) -> tuple[Row, Any]:
+    """(lin, object) for JSON ``text``, or (reject, None) keeping ``text`` as the record."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as err:
+        return reject(lin, "parse", "parse_error", f"{where}: {err}", text), None
+    except RecursionError:
+        return reject(lin, "parse", "parse_error", f"{where}: nested too deep", text), None
+    if _SURROGATE_ESCAPE.search(text):
+        bad = lone_surrogate(obj)
+        if bad:
+            return reject(lin, "parse", "bad_encoding", f"{where}: lone surrogate {bad}", text), None
+    return lin, obj
+
+
+def iter_jsonl(path: Path, rel: str, spec: SourceSpec) -> Iterator[Parsed]:
+    """(lineage, parsed object, raw line) per JSON line; (reject, None, raw line) for a line that
+    cannot be parsed. ``source_index`` is the record's position among the file's non-blank lines.
+
+    A file whose first line opens a pretty-printed document ("{" or "[" alone) is read as one JSON
+    document instead: an object is one record, an array one record per element.
     """
-    for index, (_lineno, line) in enumerate(iter_lines(path)):
+    lines = iter_lines(path)
+    for index, (_lineno, line) in enumerate(lines):
+        if index == 0 and line.strip() in (b"{", b"["):
+            lines.close()
+            yield from iter_document(path, rel, spec)
+            return
         lin = lineage(spec.name, rel, index, spec.license)
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as err:
-            yield reject(lin, "parse", "bad_encoding", f"line {index}: {err}", raw_text(line)), None
+            raw = raw_text(line)
+            yield reject(lin, "parse", "bad_encoding", f"line {index}: {err}", raw), None, raw
             continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as err:
-            yield reject(lin, "parse", "parse_error", f"line {index}: {err}", text), None
-            continue
-        yield lin, obj
+        lin, obj = parse_json_text(lin, text, f"line {index}")
+        yield lin, obj, text
 
 
-def iter_jsonl_objects(path: Path, rel: str, spec: SourceSpec) -> Iterator[tuple[Row, dict | None]]:
-    """(lineage, object) per JSON line holding an object; (reject, None) for any other line."""
-    for lin, obj in iter_jsonl(path, rel, spec):
-        bad = lin if is_reject(lin) else require_object(lin, obj)  # a parse reject, or not an object
-        yield (bad, None) if bad else (lin, obj)
+def iter_jsonl_objects(path: Path, rel: str, spec: SourceSpec) -> Iterator[Parsed]:
+    """As :func:`iter_jsonl`, with records that are not JSON objects turned into rejects."""
+    for lin, obj, raw in iter_jsonl(path, rel, spec):
+        bad = lin if is_reject(lin) else require_object(lin, obj, raw)
+        yield (bad, None, raw) if bad else (lin, obj, raw)
 
 
 def load_json_document(path: Path) -> Any:
     """A whole-file JSON document (e.g. an Alpaca array); malformed JSON is a file error."""
-    with open_binary(path) as f:
-        data = f.read()
+    data = read_all(path, DOCUMENT_LIMIT)
     try:
-        return json.loads(data.decode("utf-8"))
+        return json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError as err:
         raise InputFileError(path, f"not UTF-8: {err}") from None
     except json.JSONDecodeError as err:
         raise InputFileError(path, f"not valid JSON: {err}") from None
+    except RecursionError:
+        raise InputFileError(path, "not valid JSON: nested too deep") from None
 
 
-def first_char(path: Path) -> bytes:
-    with open_binary(path) as f:
-        head = f.read(4096)
-    head = head.lstrip(b"\xef\xbb\xbf").lstrip()
-    return head[:1]
+def iter_document(path: Path, rel: str, spec: SourceSpec) -> Iterator[Parsed]:
+    """The records of a whole-file JSON document: the elements of an array, or one object."""
+    data = load_json_document(path)
+    for index, obj in enumerate(data if isinstance(data, list) else [data]):
+        lin = lineage(spec.name, rel, index, spec.license)
+        bad = lone_surrogate(obj)
+        try:  # the element's JSON text (surrogates as \u escapes, where they can only be escaped)
+            raw = json.dumps(obj, ensure_ascii=True, sort_keys=True) if bad else to_json(obj)
+        except RecursionError:  # parsed, yet too deep to write again: say so rather than crash
+            raw = '"<element nested too deep to serialise>"'
+        if bad:
+            yield reject(lin, "parse", "bad_encoding", f"element {index}: lone surrogate {bad}", raw), None, raw
+            continue
+        yield lin, obj, raw
 
 
-def iter_json_records(path: Path, rel: str, spec: SourceSpec) -> Iterator[tuple[Row, Any]]:
+def iter_json_records(path: Path, rel: str, spec: SourceSpec) -> Iterator[Parsed]:
     """A JSON array file (one element per record) or a JSON-lines file, chosen by the first character."""
-    if first_char(path) == b"[":
-        data = load_json_document(path)
-        for index, obj in enumerate(data):
-            yield lineage(spec.name, rel, index, spec.license), obj
+    if first_byte(path) == b"[":
+        yield from iter_document(path, rel, spec)
     else:
         yield from iter_jsonl(path, rel, spec)
 
 
-def require_object(lin: Row, obj: Any) -> Row | None:
+def require_object(lin: Row, obj: Any, raw: str) -> Row | None:
     """A reject when a parsed record is not a JSON object, else None."""
     if isinstance(obj, dict):
         return None
-    return reject(lin, "parse", "missing_field", f"record is {type(obj).__name__}, not an object", obj)
+    return reject(lin, "parse", "missing_field", f"record is {type(obj).__name__}, not an object", raw)
 
 
 def require_fields(
-    lin: Row, obj: Any, required: tuple[str, ...], optional: tuple[str, ...] = ()
+    lin: Row, obj: Any, raw: str, required: tuple[str, ...], optional: tuple[str, ...] = ()
 ) -> Row | None:
     """Return a reject when ``obj`` is not an object with string ``required`` fields, else None."""
-    bad = require_object(lin, obj)
+    bad = require_object(lin, obj, raw)
     if bad:
         return bad
     for key in required:
         if key not in obj or obj[key] is None:
-            return reject(lin, "parse", "missing_field", f"no field {key!r}", obj)
+            return reject(lin, "parse", "missing_field", f"no field {key!r}", raw)
         if not isinstance(obj[key], str):
-            return reject(lin, "parse", "missing_field", f"field {key!r} is not a string", obj)
+            return reject(lin, "parse", "missing_field", f"field {key!r} is not a string", raw)
     for key in optional:
         if key in obj and obj[key] is not None and not isinstance(obj[key], str):
-            return reject(lin, "parse", "missing_field", f"field {key!r} is not a string", obj)
+            return reject(lin, "parse", "missing_field", f"field {key!r} is not a string", raw)
     return None

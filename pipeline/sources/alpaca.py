@@ -20,11 +20,11 @@ NO_INPUT = {"<noinput>", "<no input>", "noinput", "ノインプット", "<ノイ
 
 
 def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row]:
-    for lin, obj in iter_json_records(path, rel, spec):
+    for lin, obj, raw in iter_json_records(path, rel, spec):
         if is_reject(lin):
             yield lin
             continue
-        bad = require_fields(lin, obj, ("instruction", "output"), ("input",))
+        bad = require_fields(lin, obj, raw, ("instruction", "output"), ("input",))
         if bad:
             yield bad
             continue

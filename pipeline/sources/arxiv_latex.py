@@ -11,9 +11,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.errors import InputFileError
 from pipeline.records import Row, lineage, reject
 from pipeline.sources._io import raw_text
+from pipeline.sources._streams import read_all
 from pipeline.sources._summarize import summarization_row
 from schemas.recipe import SourceSpec
 
@@ -95,10 +95,7 @@ def split_paper(tex: str) -> tuple[str | None, str]:
 
 def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row]:
     lin = lineage(spec.name, rel, 0, spec.license)
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise InputFileError(path, f"unreadable file: {err}") from None
+    data = read_all(path)  # .tex, or .tex.gz / .tex.zst (arXiv serves single-file sources gzipped)
     try:
         tex = data.decode("utf-8")
     except UnicodeDecodeError as err:

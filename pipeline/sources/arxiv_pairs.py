@@ -30,17 +30,17 @@ def _join(value: object, tags: bool) -> str | None:
 
 
 def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row]:
-    for lin, obj in iter_jsonl_objects(path, rel, spec):
+    for lin, obj, raw in iter_jsonl_objects(path, rel, spec):
         if obj is None:
             yield lin
             continue
         body = _join(obj.get("article_text", obj.get("article")), tags=False)
         abstract = _join(obj.get("abstract_text", obj.get("abstract")), tags=True)
         if body is None:
-            yield reject(lin, "parse", "missing_field", "no field 'article_text'", obj)
+            yield reject(lin, "parse", "missing_field", "no field 'article_text'", raw)
             continue
         if abstract is None:
-            yield reject(lin, "parse", "missing_field", "no field 'abstract_text'", obj)
+            yield reject(lin, "parse", "missing_field", "no field 'abstract_text'", raw)
             continue
         meta = {k: obj[k] for k in ("article_id", "section_names") if k in obj}
         yield summarization_row(lin, body, abstract, spec.max_body_chars, meta)

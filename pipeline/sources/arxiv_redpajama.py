@@ -16,10 +16,10 @@ from pathlib import Path
 
 from pipeline.errors import InputFileError, PipelineError
 from pipeline.records import Row, is_reject, reject
-from pipeline.sources._io import iter_lines, metadata_files
+from pipeline.sources._io import iter_jsonl_objects, metadata_files
+from pipeline.sources._streams import iter_lines
 from pipeline.sources._summarize import summarization_row
-from pipeline.sources.redpajama import read as read_redpajama
-from schemas.columns import LINEAGE_NAMES
+from pipeline.sources.redpajama import text_record
 from schemas.recipe import SourceSpec
 
 KIND = "arxiv_redpajama"
@@ -67,20 +67,20 @@ def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row
     if not spec.metadata:
         raise PipelineError(f"source {spec.name!r}: kind arxiv_redpajama needs a 'metadata' glob")
     metadata = load_metadata(spec, base_dir)
-    for row in read_redpajama(path, rel, spec, base_dir):
+    for lin, obj, raw in iter_jsonl_objects(path, rel, spec):
+        row = lin if obj is None else text_record(lin, obj, raw)
         if is_reject(row):
             yield row
             continue
         meta = _meta_dict(row["meta"])
         arxiv_id = meta.get("arxiv_id")
         if not isinstance(arxiv_id, str):
-            yield reject(row, "parse", "missing_field", "no meta.arxiv_id")
+            yield reject(row, "parse", "missing_field", "no meta.arxiv_id", raw)
             continue
         rec = metadata.get(normalise_id(arxiv_id))
         if rec is None:
-            yield reject(row, "parse", "no_abstract", f"no metadata record for arXiv id {arxiv_id}")
+            yield reject(row, "parse", "no_abstract", f"no metadata record for arXiv id {arxiv_id}", raw)
             continue
-        lin = {k: row[k] for k in LINEAGE_NAMES}
         info = {
             "arxiv_id": normalise_id(arxiv_id),
             "paper_license": rec.get("license"),

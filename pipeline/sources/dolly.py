@@ -16,11 +16,11 @@ KIND = "dolly"
 
 
 def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row]:
-    for lin, obj in iter_json_records(path, rel, spec):
+    for lin, obj, raw in iter_json_records(path, rel, spec):
         if is_reject(lin):
             yield lin
             continue
-        bad = require_fields(lin, obj, ("instruction", "response"), ("context", "category"))
+        bad = require_fields(lin, obj, raw, ("instruction", "response"), ("context", "category"))
         if bad:
             yield bad
             continue

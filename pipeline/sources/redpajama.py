@@ -29,20 +29,21 @@ def parse_meta(meta: object) -> dict | str | None:
     return meta if isinstance(meta, dict) else None
 
 
+def text_record(lin: Row, obj: dict, raw: str) -> Row:
+    """The text row of one parsed RedPajama record, or a reject (keeping the raw line)."""
+    key = "text" if "text" in obj else "raw_content" if "raw_content" in obj else None
+    if key is None or not isinstance(obj[key], str):
+        return reject(lin, "parse", "missing_field", "no string field 'text'", raw)
+    meta = parse_meta(obj.get("meta"))
+    extra = {k: v for k, v in obj.items() if k not in (key, "meta")}
+    if extra:
+        meta = {
+            **(meta if isinstance(meta, dict) else {"meta": meta} if meta is not None else {}),
+            **extra,
+        }
+    return text_row(lin, obj[key], meta)
+
+
 def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row]:
-    for lin, obj in iter_jsonl_objects(path, rel, spec):
-        if obj is None:
-            yield lin
-            continue
-        key = "text" if "text" in obj else "raw_content" if "raw_content" in obj else None
-        if key is None or not isinstance(obj[key], str):
-            yield reject(lin, "parse", "missing_field", "no string field 'text'", obj)
-            continue
-        meta = parse_meta(obj.get("meta"))
-        extra = {k: v for k, v in obj.items() if k not in (key, "meta")}
-        if extra:
-            meta = {
-                **(meta if isinstance(meta, dict) else {"meta": meta} if meta is not None else {}),
-                **extra,
-            }
-        yield text_row(lin, obj[key], meta)
+    for lin, obj, raw in iter_jsonl_objects(path, rel, spec):
+        yield lin if obj is None else text_record(lin, obj, raw)
