@@ -39,18 +39,35 @@ def fail(message: str) -> None:
 
 
 def prefect_env() -> None:
-    """Embedded Prefect: its ephemeral local API, no server to start, no analytics, no network; on the
-    terminal, a file or recipe problem is the CLI's one `error:` line, not Prefect's tracebacks of it."""
+    """Embedded Prefect: its ephemeral local API, no server to start, no analytics, no network."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "true")
+
+
+@contextmanager
+def prefect_terminal():
+    """Prefect's console log on this command's stderr, as it is now (a command run in process, as by
+    typer's test runner or a notebook, may have another stderr than the first one Prefect saw), and
+    without what the CLI reports itself in one `error:` line (HandledErrors). Undone at the end."""
     from prefect.logging.configuration import setup_logging
     from prefect.logging.handlers import PrefectConsoleHandler
 
     setup_logging()
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, PrefectConsoleHandler):
-            handler.addFilter(HandledErrors())
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
+    # what to put back: the stream a handler had, unless it was made during this command (then it holds
+    # this command's stderr, which an in-process runner closes afterwards) and the process's own
+    before = [h.stream if h.stream is not sys.stderr else sys.__stderr__ for h in handlers]
+    quiet = HandledErrors()
+    for h in handlers:
+        h.stream = h.console.file = sys.stderr
+        h.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for h, stream in zip(handlers, before, strict=True):
+            h.stream = h.console.file = stream
+            h.removeFilter(quiet)
 
 
 class HandledErrors(logging.Filter):
@@ -123,7 +140,7 @@ def build(
         from flows.build import build_flow
 
         try:
-            with embedded_api(on_loss=api_lost), progress.bars(err_console):
+            with prefect_terminal(), embedded_api(on_loss=api_lost), progress.bars(err_console):
                 manifest = build_flow(str(recipe), absolute(out_dir), fresh, overwrite=overwrite)
         except (RecipeError, PipelineError) as err:
             fail(str(err))
@@ -189,7 +206,7 @@ def generate(
         prefect_env()
         from flows.generate import generate_flow
 
-        with embedded_api(on_loss=api_lost):
+        with prefect_terminal(), embedded_api(on_loss=api_lost):
             manifest = generate_flow(str(recipe), str(out_dir))
     print_counts(manifest["counts"])
     if manifest["generation"].get("note"):
@@ -248,7 +265,7 @@ def train_cmd(
         from flows.train import train_flow
 
         try:
-            with embedded_api(on_loss=api_lost):
+            with prefect_terminal(), embedded_api(on_loss=api_lost):
                 result = train_flow(str(recipe), str(out_dir), str(data_dir))
         except PipelineError as err:
             fail(str(err))
@@ -285,7 +302,7 @@ def run_cmd(
             if used:
                 held.enter_context(owned_output(out_dir, False, check))
         try:
-            with embedded_api(on_loss=api_lost), progress.bars(err_console):
+            with prefect_terminal(), embedded_api(on_loss=api_lost), progress.bars(err_console):
                 done = pipeline_flow(str(recipe), str(out_root))
         except (RecipeError, PipelineError) as err:
             fail(str(err))
