@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
-from conftest import SAMPLES, read_all, write_recipe
+from conftest import read_all, write_recipe
 from hypothesis import HealthCheck, event, given, seed, settings
 from hypothesis import strategies as st
 
@@ -162,22 +162,43 @@ def metadata_dir(tmp: Path) -> Path:
     return meta
 
 
+def drawn_and_read(data, content, tmp: Path, name: str, kind: str, **kw):
+    """Draw a file, read it with ``kind``: (rows or None, InputFileError or None, plain bytes), or None
+    when the draw was cut short (and then the file must have been refused)."""
+    how, disk, plain, cut = data.draw(packed(content))
+    rows, err = read_or_refused(kind, write(tmp, name + how, disk), **kw)
+    if cut:
+        assert err is not None, "a truncated archive was read as a shorter file"
+        return None
+    return rows, err, plain
+
+
+def document_records(plain: bytes) -> int | None:
+    """How many records a whole-file JSON document holds (None: it is not one)."""
+    try:
+        doc = json.loads(plain.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    return len(doc) if isinstance(doc, list) else 1
+
+
 @pytest.mark.parametrize("kind", ["alpaca", "dolly", "redpajama", "arxiv_pairs", "arxiv_redpajama"])
 @seed(SEED)
 @FUZZ
 @given(data=st.data())
 def test_json_lines_readers_account_for_every_record_or_refuse_the_file(tmp_path_factory, kind, data):
     tmp = tmp_path_factory.mktemp("f")
-    how, disk, plain, cut = data.draw(packed(jsonl_files(kind)))
-    path = write(tmp, f"in.jsonl{how}", disk)
     kw = {"metadata": str(metadata_dir(tmp) / "*.json")} if kind == "arxiv_redpajama" else {}
-    rows, err = read_or_refused(kind, path, **kw)
-    mode, raw = expected_records(plain, arrays=kind in ("alpaca", "dolly"))
-    if cut:
-        assert err is not None, "a truncated archive was read as a shorter file"
+    got = drawn_and_read(data, jsonl_files(kind), tmp, "in.jsonl", kind, **kw)
+    if got is None:
         return
-    if mode == "document":  # a pretty-printed document: refused, or read as one
-        assert err is not None or rows is not None
+    rows, err, plain = got
+    mode, raw = expected_records(plain, arrays=kind in ("alpaca", "dolly"))
+    if mode == "document":  # read as one JSON document: its records, or refused when it is not one
+        n = document_records(plain)
+        assert (err is not None) == (n is None), err
+        if n is not None:
+            check_rows(rows, n, None, tmp)
         return
     assert err is None, err
     check_rows(rows, len(raw), raw, tmp)
@@ -189,19 +210,14 @@ def test_json_lines_readers_account_for_every_record_or_refuse_the_file(tmp_path
 @given(data=st.data())
 def test_json_array_readers_account_for_every_element_or_refuse_the_file(tmp_path_factory, kind, data):
     tmp = tmp_path_factory.mktemp("f")
-    how, disk, plain, cut = data.draw(packed(array_files(kind)))
-    path = write(tmp, f"in.json{how}", disk)
-    rows, err = read_or_refused(kind, path)
-    if cut:
-        assert err is not None, "a truncated archive was read as a shorter file"
+    got = drawn_and_read(data, array_files(kind), tmp, "in.json", kind)
+    if got is None:
         return
-    try:
-        doc = json.loads(plain.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        assert err is not None  # not one JSON document: the file is refused, with its name
-        return
-    assert err is None, err
-    check_rows(rows, len(doc), None, tmp)
+    rows, err, plain = got
+    n = document_records(plain)
+    assert (err is not None) == (n is None), err  # not one JSON document: refused, with the file's name
+    if n is not None:
+        check_rows(rows, n, None, tmp)
 
 
 @seed(SEED)
@@ -218,14 +234,11 @@ def test_latex_reader_gives_one_row_or_reject_per_file(tmp_path_factory, data):
         TEXT,
         st.binary(max_size=8),
     )
-    how, disk, _plain, cut = data.draw(packed(body | st.binary(max_size=60)))
-    path = write(tmp, f"paper.tex{how}", disk)
-    rows, err = read_or_refused("arxiv_latex", path)
-    if cut:
-        assert err is not None
-        return
-    assert err is None, err
-    check_rows(rows, 1, None, tmp)
+    got = drawn_and_read(data, body | st.binary(max_size=60), tmp, "paper.tex", "arxiv_latex")
+    if got is not None:
+        rows, err, _plain = got
+        assert err is None, err
+        check_rows(rows, 1, None, tmp)
 
 
 @seed(SEED)
@@ -300,55 +313,3 @@ def test_cli_build_exits_0_or_2_with_one_error_line_and_exact_accounting(
         shards = [pq.read_table(tmp / "out" / s["path"]) for s in manifest["shards"]]
         indices = sorted(i for t in shards for i in t.column("source_index").to_pylist())
         assert indices == list(range(len(raw)))
-
-
-def test_regressions_from_the_fuzzing_of_the_issue(tmp_path):
-    """The classes found by hand before this suite, each on its smallest case."""
-    rec = {"instruction": "Say hi.", "input": "", "output": "Hi!"}
-    line = json.dumps(rec).encode()
-    data = b"\n".join([line] * 200) + b"\n"
-    # a truncated .zst is refused (it was read as an empty file, exit 0)
-    z = zstandard.ZstdCompressor().compress(data)
-    with pytest.raises(InputFileError, match="truncated"):
-        read_all("alpaca", write(tmp_path, "cut.jsonl.zst", z[: len(z) // 2]))
-    # a truncated .json.gz array is refused (it was an EOFError traceback)
-    g = gzip.compress(json.dumps([rec] * 50).encode())
-    with pytest.raises(InputFileError, match="unreadable archive"):
-        read_all("alpaca", write(tmp_path, "cut.json.gz", g[: len(g) // 2]))
-    # a lone surrogate escape is one bad_encoding reject that keeps the line (it crashed at Parquet)
-    rows = read_all("alpaca", write(tmp_path, "s.jsonl", b'{"instruction": "\\ud800", "output": "x"}\n' + line))
-    assert [(r.get("reason"), r.get("record")) for r in rows][0] == (
-        "bad_encoding",
-        '{"instruction": "\\ud800", "output": "x"}',
-    )
-    assert not is_reject(rows[1])
-    # a 10,000-deep line is one parse_error (it was a RecursionError)
-    rows = read_all("redpajama", write(tmp_path, "d.jsonl", b"[" * 10000 + b"]" * 10000 + b"\n" + line))
-    assert [r.get("reason") for r in rows] == ["parse_error", "missing_field"]
-    assert rows[0]["detail"] == "line 0: nested too deep"
-    # a BOM is not part of the first record, in JSON lines and in arrays
-    assert not is_reject(read_all("alpaca", write(tmp_path, "b.jsonl", b"\xef\xbb\xbf" + line))[0])
-    assert len(read_all("alpaca", write(tmp_path, "b.json", b"\xef\xbb\xbf" + json.dumps([rec] * 3).encode()))) == 3
-    # a pretty-printed object is one record; 5,000 spaces before an array do not hide it
-    assert len(read_all("dolly", write(tmp_path, "p.json", json.dumps(
-        {"instruction": "a", "context": "", "response": "b"}, indent=2).encode()))) == 1
-    assert len(read_all("alpaca", write(tmp_path, "w.json", b" " * 5000 + json.dumps([rec] * 10).encode()))) == 10
-    # a .tex.gz (arXiv's usual single-file source) is read, not taken for bad encoding
-    tex = (SAMPLES / "arxiv_latex" / "tex" / "adrn__SnailTime.tex").read_bytes()
-    (row,) = read_all("arxiv_latex", write(tmp_path, "paper.tex.gz", gzip.compress(tex)))
-    assert not is_reject(row) and row["task"] == "summarization"
-
-
-def test_a_file_reached_twice_through_links_is_read_once(tmp_path):
-    from pipeline.sources import expand
-
-    (tmp_path / "d").mkdir()
-    (tmp_path / "d" / "a.json").write_text("[]")
-    (tmp_path / "d" / "loop").symlink_to(tmp_path / "d")  # a link loop under a ** glob
-    (tmp_path / "d" / "again.json").symlink_to(tmp_path / "d" / "a.json")
-    r = write_recipe(tmp_path, {"name": "t", "sources": [{"name": "a", "kind": "alpaca", "path": "d/**/*.json", "license": "mit"}]})
-    from schemas.recipe import load_recipe
-
-    recipe = load_recipe(r)
-    files = expand(recipe, recipe.sources[0])
-    assert [f.rel for f in files] == ["a.json"]

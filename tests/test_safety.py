@@ -6,7 +6,10 @@
 - Prefect's API server dying under a run stops the run within seconds, in one line; the rerun resumes.
 """
 
+import html
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, files_of, samples_copy
+from conftest import ROOT, files_of, samples_copy, write_recipe
 
 
 @pytest.fixture(scope="module")
@@ -222,3 +225,54 @@ def test_generate_and_train_write_only_into_their_own_kind_of_folder(setup, tmp_
     )
     assert sorted(p.name for p in model.iterdir()) == ["config.json"]
     assert [p.name for p in (tmp_path / "notes").iterdir()] == ["todo.txt"]
+
+
+def test_html_in_rows_is_escaped_in_the_report(setup, tmp_path):
+    from flows.build import build_flow
+
+    payloads = [
+        "<script>alert(1)</script>",
+        '<img src=x onerror="alert(2)">',
+        "</svg><svg onload=alert(3)>",
+        '"><iframe src="javascript:alert(4)">',
+        "<style>body{display:none}</style>",
+        "&lt;already escaped&gt; & <b>bold</b>",
+    ]
+    rows = [
+        {"instruction": f"Repeat this markup exactly: {p}", "input": "", "output": f"Here it is: {p} done."}
+        for p in payloads
+    ]
+    (tmp_path / "a.json").write_text(json.dumps(rows))
+    recipe = write_recipe(
+        tmp_path,
+        {"name": "h", "sources": [{"name": "html", "kind": "alpaca", "path": "a.json", "license": "mit"}],
+         "dedup": {"exact": True, "near": False}, "split": {"validation": 0.0}},
+    )
+    build_flow(str(recipe), str(tmp_path / "out"))
+    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    shown = sum(html.escape(p, quote=False) in page or html.escape(p) in page for p in payloads)
+    assert shown >= 1  # the samples table shows rows: the payloads are there, escaped
+    for p in payloads:
+        assert p not in page
+    assert "<script" not in page and "<iframe" not in page and "onerror=" not in page
+
+
+UNSAFE = [
+    (r"\bimport pickle\b|\bfrom pickle\b|\bcloudpickle\b", "pickle"),
+    (r"(?<![\w.])eval\(|(?<![\w.])exec\(", "eval/exec"),
+    (r"shell=True", "shell=True"),
+    (r"yaml\.load\((?![^)]*SafeLoader)", "yaml.load without SafeLoader"),
+    (r"trust_remote_code=True", "trust_remote_code"),
+    (r"torch\.load\((?![^)]*weights_only=True)", "torch.load without weights_only=True"),
+]
+
+
+def test_no_unsafe_loading_or_execution_in_our_code():
+    found = []
+    for package in ("pipeline", "flows", "schemas", "benchmarks"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            for pattern, what in UNSAFE:
+                for m in re.finditer(pattern, text):
+                    found.append(f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, m.start()) + 1}: {what}")
+    assert found == []
