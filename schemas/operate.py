@@ -61,6 +61,8 @@ class RuntimeSpec(Strict):
     address: str | None = None  # dask: scheduler of a running cluster, e.g. tcp://host:8786
     workers: int | None = Field(default=None, gt=0)  # dask without address: local cluster size
     threads_per_worker: int = Field(default=1, gt=0)
+    # records per clean unit: a larger input file is cleaned (and resumed) in ranges of this many
+    unit_records: int = Field(default=50_000, gt=0)
 
     @model_validator(mode="after")
     def _one_cluster(self) -> RuntimeSpec:

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -115,19 +116,38 @@ class UnitStore:
                 rows += _from_arrow(pq.read_table(self.unit_path(stage, key) / f"{name}.parquet"))
         return rows
 
+    def iter_rows(
+        self, stage: str, key: str, table: str, columns: list[str] | None = None, batch: int = 4096
+    ) -> Iterator[Row]:
+        """The rows of one table of a unit (sorted by id), a batch at a time; ``columns`` picks some."""
+        path = self.unit_path(stage, key) / f"{table}.parquet"
+        if not path.is_file():
+            return
+        for b in pq.ParquetFile(path).iter_batches(batch_size=batch, columns=columns):
+            yield from _from_arrow(pa.Table.from_batches([b]))
+
     def save(self, stage: str, key: str, rows: list[Row], info: dict) -> None:
-        """Write the unit whole under a temporary name, then rename it into place."""
+        """Write the unit whole under a temporary name, then rename it into place; each table's rows are
+        sorted by id, so that the build's writer can merge units into id order without sorting."""
+        tables: dict[str, list[Row]] = {}
+        for r in rows:
+            tables.setdefault(table_of(r), []).append(r)
+        arrow = {}
+        for name, part in tables.items():
+            part.sort(key=lambda r: r["id"])
+            arrow[name] = _to_arrow(part, _UNIT_SCHEMAS[name])
+        self.save_tables(stage, key, arrow, info)
+
+    def save_tables(self, stage: str, key: str, tables: dict[str, pa.Table], info: dict) -> None:
+        """Write Arrow tables as a unit (under a temporary name, renamed into place when whole)."""
         final = self.unit_path(stage, key)
         tmp = final.parent / f".{key}.tmp-{os.getpid()}"
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
-        tables: dict[str, list[Row]] = {}
-        for r in rows:
-            tables.setdefault(table_of(r), []).append(r)
-        for name, part in tables.items():
+        for name, table in tables.items():
             path = tmp / f"{name}.parquet"
-            pq.write_table(_to_arrow(part, _UNIT_SCHEMAS[name]), path, compression="zstd")
+            pq.write_table(table, path, compression="zstd")
             _fsync(path)
         meta = {**info, "tables": sorted(tables)}
         (tmp / "unit.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
@@ -136,6 +156,11 @@ class UnitStore:
             shutil.rmtree(tmp)
             return
         os.replace(tmp, final)
+
+    def table(self, stage: str, key: str, name: str, columns: list[str] | None = None) -> pa.Table | None:
+        """One table of a unit as Arrow (None when the unit has no such table)."""
+        path = self.unit_path(stage, key) / f"{name}.parquet"
+        return pq.read_table(path, columns=columns) if path.is_file() else None
 
     def sweep(self, live: dict[str, set[str]]) -> int:
         """Remove unit directories (and leftover temporaries) not in ``live`` (stage -> keys)."""

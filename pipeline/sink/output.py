@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.records import Row, table_of
+from pipeline.records import Row
 from pipeline.sink.card import dataset_card
-from pipeline.sink.parquet import WrittenShard, atomic_write_text, write_shards
+from pipeline.sink.parquet import ShardStream, WrittenShard, atomic_write_text, write_shards
 from pipeline.sink.report import report_data, tokenizer_of, write_report
 from pipeline.sink.split import split_of
 from schemas.columns import SCHEMA_VERSION, TABLE_SCHEMAS
@@ -30,64 +31,85 @@ class Written:
     report: dict  # the report's tables (pipeline/sink/report.py report_data)
 
 
-def count(
-    recipe: Recipe, kept: list[Row], rejects: list[Row], read: dict[str, int]
-) -> dict[str, SourceCounts]:
-    counts = {s.name: SourceCounts() for s in recipe.sources}
-    for row in kept:
-        counts[row["source"]].kept += 1
-    rej: dict[str, Counter] = defaultdict(Counter)
-    for row in rejects:
-        rej[row["source"]][row["reason"]] += 1
-    for name, c in counts.items():
-        c.rejected = dict(sorted(rej[name].items()))
-        c.read = read.get(name, 0)
-        if c.read != c.kept + sum(c.rejected.values()):
-            raise AccountingError(
-                f"source {name}: read {c.read} != kept {c.kept} + rejected {sum(c.rejected.values())}"
-            )
-    return counts
+@dataclass
+class BuildRows:
+    """What a build writes, as streams in id order (pipeline/resume/assemble.py makes them): for each
+    data table a function giving its kept rows and their count per split, and the rejects likewise."""
+
+    kept: dict[str, Callable[[], Iterable[Row]]]
+    split_counts: dict[str, Counter]
+    rejects: Callable[[], Iterable[Row]]
+    reject_count: int
+
+
+class Tally:
+    """Per-source statistics gathered while the rows are written (manifest counts, card, report)."""
+
+    def __init__(self) -> None:
+        self.kept: Counter = Counter()
+        self.reasons: dict[str, Counter] = defaultdict(Counter)
+        self.licenses: Counter = Counter()
+        self.languages: Counter = Counter()
+
+    def add_kept(self, row: Row) -> None:
+        self.kept[row["source"]] += 1
+        self.licenses[row["license"]] += 1
+        if row.get("lang"):
+            self.languages[row["lang"]] += 1
+
+    def add_reject(self, row: Row) -> None:
+        self.reasons[row["source"]][row["reason"]] += 1
+
+    def counts(self, recipe: Recipe, read: dict[str, int]) -> dict[str, SourceCounts]:
+        counts = {}
+        for spec in recipe.sources:
+            name = spec.name
+            c = SourceCounts(read=read.get(name, 0), kept=self.kept[name], rejected=dict(sorted(self.reasons[name].items())))
+            if c.read != c.kept + sum(c.rejected.values()):
+                raise AccountingError(
+                    f"source {name}: read {c.read} != kept {c.kept} + rejected {sum(c.rejected.values())}"
+                )
+            counts[name] = c
+        return counts
 
 
 def write_build(
     out_dir: Path,
     recipe: Recipe,
-    kept: list[Row],
-    rejects: list[Row],
+    rows: BuildRows,
     inputs: list[InputFile],
     stage_counts: dict[str, dict[str, int]] | None = None,
     reuse: bool = False,
 ) -> Written:
-    """Write everything into ``out_dir`` (a staging directory); the manifest, shards and report data.
+    """Write everything into ``out_dir`` (a staging directory): shards, manifest, card and report.
 
+    Rows stream through: memory holds one shard per split being written, never the table.
     ``reuse``: shards already in ``out_dir`` are kept (a resumed staging directory, see StagingDir).
     """
     read = Counter()
     for f in inputs:
         read[f.source] += f.records
-    counts = count(recipe, kept, rejects, read)
-    tables: dict[tuple[str, str], list[Row]] = defaultdict(list)
-    for row in kept:
-        tables[(table_of(row), split_of(row["id"], recipe.split.validation, recipe.split.seed))].append(row)
+    tally = Tally()
     shards: list[WrittenShard] = []
+    shard_rows = recipe.output.shard_rows
     for table in ("instruct", "text"):
+        streams = {
+            split: ShardStream(out_dir, table, split, rows.split_counts[table][split], TABLE_SCHEMAS[table], shard_rows, reuse)
+            for split in ("train", "validation")
+        }
+        for row in rows.kept[table]():
+            tally.add_kept(row)
+            streams[split_of(row["id"], recipe.split.validation, recipe.split.seed)].add(row)
         for split in ("train", "validation"):
-            shards += write_shards(
-                out_dir,
-                table,
-                split,
-                tables.get((table, split), []),
-                TABLE_SCHEMAS[table],
-                recipe.output.shard_rows,
-                reuse,
-            )
-    shards += write_shards(
-        out_dir, "rejects", "rejects", rejects, TABLE_SCHEMAS["rejects"], recipe.output.shard_rows, reuse
-    )
+            shards += streams[split].close()
+    rejects = ShardStream(out_dir, "rejects", "rejects", rows.reject_count, TABLE_SCHEMAS["rejects"], shard_rows, reuse)
+    for row in rows.rejects():
+        tally.add_reject(row)
+        rejects.add(row)
+    shards += rejects.close()
+    counts = tally.counts(recipe, read)
     manifest = write_manifest(out_dir, recipe, inputs, shards, counts, stages=stage_counts or {})
-    licenses = Counter(r["license"] for r in kept)
-    languages = Counter(r["lang"] for r in kept if r.get("lang"))
-    atomic_write_text(out_dir / "README.md", dataset_card(manifest, licenses, languages))
+    atomic_write_text(out_dir / "README.md", dataset_card(manifest, tally.licenses, tally.languages))
     report = report_data(out_dir, tokenizer_of(recipe))
     write_report(out_dir, data=report)
     return Written(manifest, shards, report)
