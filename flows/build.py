@@ -1,5 +1,7 @@
-"""The build flow: read and clean each input file (a unit each, run in parallel on the task runner),
-exact dedup, near dedup, write. Finished units are kept in the work directory, so a killed run started
+"""The build flow: read and clean each input file in ranges (clean units), exact dedup in key buckets,
+MinHash signatures per clean unit, near dedup over them, then one streaming write. Every stage is a task
+on the recipe's runtime (a local process pool or Dask) and hands over unit keys, never rows: rows stay in
+the work directory, so the flow's process stays small. Finished units are kept, so a killed run started
 again redoes only what was not finished (pipeline/resume/store.py)."""
 
 from __future__ import annotations
@@ -14,13 +16,12 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
-from prefect.utilities.annotations import quote
 
 from flows.runtime import task_runner
 from pipeline import progress
-from pipeline.records import Row, is_reject
+from pipeline.resume.assemble import build_rows, dropped
 from pipeline.resume.store import UnitStore, unit_key
-from pipeline.resume.units import clean_file, exact_unit, near_unit
+from pipeline.resume.units import clean_file, exact_bucket, exact_keys, near_unit, sig_unit
 from pipeline.sink.outdir import check_build_output, output_lock
 from pipeline.sink.output import write_build
 from pipeline.sink.parquet import atomic_write_text
@@ -33,46 +34,52 @@ from schemas.recipe import Recipe, SourceSpec, load_recipe
 
 @task(cache_policy=NO_CACHE)
 def clean_file_task(out_dir: str, recipe: Recipe, source: str, f: SourceFile) -> dict:
-    """Read and clean one input file (or find it done); returns the unit's info, rows stay on disk."""
+    """Read and clean one input file in ranges (or find them done); returns the file's info, rows stay
+    on disk in the clean units."""
     info = clean_file(UnitStore(Path(out_dir)), recipe, source, f)
+    done = len(info["units"]) - info["computed"]
     get_run_logger().info(
-        "%s %s: %s, %d records",
+        "%s %s: %d records, %d units cleaned%s",
         source,
         f.rel,
-        "finished earlier" if info["reused"] else "cleaned",
         info["input"]["records"],
+        info["computed"],
+        f" ({done} finished earlier)" if done else "",
     )
     return info
 
 
 @task(cache_policy=NO_CACHE)
-def dedup_task(out_dir: str, recipe: Recipe, rows: list[Row], clean_keys: list[str]):
-    work = UnitStore(Path(out_dir))
-    log = get_run_logger()
-    kept, exact, exact_key, exact_reused = exact_unit(work, recipe, rows, clean_keys)
-    log.info("exact dedup%s: %d kept, %d duplicates", _how(exact_reused), len(kept), len(exact))
-    n_exact = len(kept)
-    kept, near, near_key, near_reused = near_unit(work, recipe, kept, exact_key)
-    log.info("near dedup%s: %d kept, %d near duplicates", _how(near_reused), len(kept), len(near))
-    units = {"exact": (exact_key, exact_reused, len(rows)), "near": (near_key, near_reused, n_exact)}
-    return kept, exact + near, units
-
-
-def _how(reused: bool | None) -> str:
-    return " (off)" if reused is None else " (finished earlier)" if reused else ""
+def sig_task(out_dir: str, recipe: Recipe, clean_key: str) -> tuple[str, bool]:
+    """MinHash signatures of one clean unit (near dedup's per-unit half)."""
+    return sig_unit(UnitStore(Path(out_dir)), recipe, clean_key)
 
 
 @task(cache_policy=NO_CACHE)
-def write_task(recipe: Recipe, out: Path, key: str, kept, rejects, inputs, stages):
+def exact_task(out_dir: str, recipe: Recipe, clean_keys: list[str], bucket: int) -> tuple[str, bool, int]:
+    """Exact dedup of one key bucket."""
+    return exact_bucket(UnitStore(Path(out_dir)), recipe, clean_keys, bucket)
+
+
+@task(cache_policy=NO_CACHE)
+def near_task(out_dir: str, recipe: Recipe, clean_keys: list[str]) -> tuple[str | None, bool | None, int]:
+    """Near dedup: LSH bands over the signature units, clusters, keep rule."""
+    return near_unit(UnitStore(Path(out_dir)), recipe, clean_keys)
+
+
+@task(cache_policy=NO_CACHE)
+def write_task(recipe: Recipe, out: Path, key: str, clean_keys: list[str], dedup: dict, inputs, stages):
+    """Stream the kept rows and the rejects out of the units into shards, then manifest, card, report."""
+    work = UnitStore(out)
+    gone = dropped(work, dedup)
+    rows = build_rows(work, clean_keys, gone, recipe.split.validation, recipe.split.seed)
     with StagingDir(out, key) as staging:
-        written = write_build(
-            staging, recipe, kept, rejects, [InputFile(**i) for i in inputs], stages, reuse=True
-        )
+        written = write_build(staging, recipe, rows, [InputFile(**i) for i in inputs], stages, reuse=True)
     get_run_logger().info("wrote %d shards to %s", len(written.manifest.shards), out)
-    for suffix, rows in artifact_tables(written.report).items():  # the report's tables, on the flow run
+    for suffix, table in artifact_tables(written.report).items():  # the report's tables, on the flow run
         create_table_artifact(
             key=f"build-{_artifact_key(recipe.name)}-{suffix}",
-            table=rows,
+            table=table,
             description=f"{suffix} of build {recipe.name} ({out}); the figures are in {out}/report.html",
         )
     return written.manifest.model_dump(mode="json"), written.shards
@@ -112,88 +119,109 @@ def build_flow(
         return _build(recipe, out, fresh, log)
 
 
+def _results(runner, task_fn, calls: list[dict], what: str, unit: str, log) -> list:
+    """Submit ``task_fn`` once per parameter dict on the runner; results in call order, with progress."""
+    futures = [runner.submit(task_fn, params) for params in calls]
+    position = {id(fut): i for i, fut in enumerate(futures)}
+    out: list = [None] * len(futures)
+    bar = progress.track(what, len(futures), unit, log)
+    for fut in as_completed(futures):
+        out[position[id(fut)]] = fut.result()
+        bar.advance()
+    return out
+
+
 def _build(recipe: Recipe, out: Path, fresh: bool, log) -> dict:
     out_dir = str(out)
     work = UnitStore(out)
     if fresh:
         work.clear()
-
-    # 1. read + clean: one unit per input file, in parallel; results assembled in recipe/file order
     files = [(spec.name, f) for spec in recipe.sources for f in expand(recipe, spec)]
-    infos: list[dict] = [{}] * len(files)
     seconds = {}
     t0 = time.perf_counter()
-    # on the runner the recipe's runtime names (chosen here, at run time, so a served deployment obeys it)
+    # every stage runs on the runner the recipe's runtime names (chosen here, at run time, so that a
+    # served deployment obeys it); tasks hand over unit keys, rows stay on disk in the work directory
     with task_runner(recipe.runtime) as runner:
-        seconds["runner start"] = time.perf_counter() - t0  # a local Dask cluster starts here
-        futures = [
-            runner.submit(clean_file_task, {"out_dir": out_dir, "recipe": recipe, "source": name, "f": f})
-            for name, f in files
-        ]
-        position = {id(fut): i for i, fut in enumerate(futures)}
-        bar = progress.track("read+clean", len(files), "files", log)
-        for fut in as_completed(futures):
-            infos[position[id(fut)]] = fut.result()
-            bar.advance()
-    rows: list[Row] = []
-    rejects: list[Row] = []
-    stages: dict[str, Counter] = {spec.name: Counter() for spec in recipe.sources}
-    for info in infos:
-        for row in work.rows("clean", info["key"]):
-            (rejects if is_reject(row) else rows).append(row)
-        stages[info["input"]["source"]].update(info["counts"])
-    clean_keys = [info["key"] for info in infos]
-
-    seconds["read+clean"] = time.perf_counter() - t0 - seconds["runner start"]
-
-    # 2. exact + near dedup over all kept rows
-    # quote(): the rows go to the task as they are, without Prefect walking every row for task inputs
-    t0 = time.perf_counter()
-    kept, dups, units = dedup_task(out_dir, recipe, quote(rows), clean_keys)
-    seconds["dedup"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-
-    # 3. write: a staging directory keyed by everything the output depends on
-    key = unit_key("write", recipe.sha256(), units["near"][0], recipe.output.model_dump(mode="json"))
-    manifest, shards = write_task(
-        recipe,
-        out,
-        key,
-        quote(kept),
-        quote(rejects + dups),
-        [info["input"] for info in infos],
-        {name: dict(sorted(c.items())) for name, c in stages.items()},
-    )
-    seconds["write"] = time.perf_counter() - t0
-    stats = work_done(infos, units, shards)
+        seconds["runner start"] = time.perf_counter() - t0
+        # 1. read + clean: each input file in ranges of runtime.unit_records records
+        base = {"out_dir": out_dir, "recipe": recipe}
+        infos = _results(
+            runner, clean_file_task, [{**base, "source": n, "f": f} for n, f in files], "read+clean", "files", log
+        )
+        clean_keys = [k for info in infos for k in info["units"]]
+        seconds["read+clean"] = time.perf_counter() - t0 - seconds["runner start"]
+        t0 = time.perf_counter()
+        # 2. dedup: exact in key buckets, signatures per clean unit, then near over the signatures
+        exact = _results(
+            runner, exact_task, [{**base, "clean_keys": clean_keys, "bucket": b} for b in range(len(exact_keys(recipe, clean_keys)))],
+            "exact dedup", "buckets", log,
+        )
+        sigs = []
+        if recipe.dedup.near is not False:
+            sigs = _results(
+                runner, sig_task, [{**base, "clean_key": k} for k in clean_keys], "signatures", "units", log
+            )
+        near = runner.submit(near_task, {**base, "clean_keys": clean_keys}).result()
+        log.info(
+            "dedup: %d exact buckets, %d signature units, near %s",
+            len(exact), len(sigs), "off" if near[1] is None else "finished earlier" if near[1] else "computed",
+        )
+        seconds["dedup"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        # 3. write: a staging directory keyed by everything the output depends on
+        dedup = {"exact": [k for k, _r, _n in exact], "near": [near[0]] if near[0] else []}
+        key = unit_key("write", recipe.sha256(), dedup, clean_keys, recipe.output.model_dump(mode="json"))
+        stages: dict[str, Counter] = {spec.name: Counter() for spec in recipe.sources}
+        for info in infos:
+            stages[info["input"]["source"]].update(info["counts"])
+        write = {
+            "recipe": recipe,
+            "out": out,
+            "key": key,
+            "clean_keys": clean_keys,
+            "dedup": dedup,
+            "inputs": [info["input"] for info in infos],
+            "stages": {name: dict(sorted(c.items())) for name, c in stages.items()},
+        }
+        manifest, shards = runner.submit(write_task, write).result()
+        seconds["write"] = time.perf_counter() - t0
+    stats = work_done(infos, exact, sigs, near, shards)
     stats["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
-    work.sweep({"clean": set(clean_keys), "exact": {units["exact"][0]}, "near": {units["near"][0]}})
+    work.sweep(
+        {"clean": set(clean_keys), "exact": set(dedup["exact"]), "sig": {k for k, _ in sigs}, "near": set(dedup["near"])}
+    )
     atomic_write_text(work.root / "last-run.json", json.dumps(stats, indent=2) + "\n")
     log.info("work done: %s", json.dumps(stats))
     return manifest
 
 
-def work_done(infos: list[dict], units: dict, shards) -> dict:
+def _status(reused: list[bool]) -> str:
+    return "off" if not reused else "reused" if all(reused) else "computed"
+
+
+def work_done(infos: list[dict], exact: list, sigs: list, near: tuple, shards) -> dict:
     """What this run computed and what it found finished, counted in units and rows.
 
-    rows_processed = records read and cleaned (units computed) + rows given to each dedup pass computed
+    rows_processed = records read and cleaned (units computed) + rows given to each dedup unit computed
     + rows in shards written.
     """
-    computed = [i for i in infos if not i["reused"]]
-    rows_cleaned = sum(i["input"]["records"] for i in computed)
-    dedup_rows = sum(n for _key, reused, n in units.values() if reused is False)
+    units = sum(len(i["units"]) for i in infos)
+    computed = sum(i["computed"] for i in infos)
+    rows_cleaned = sum(i["rows_cleaned"] for i in infos)
+    dedup_rows = sum(n for _k, reused, n in exact if not reused) + (near[2] if near[1] is False else 0)
     written = [s for s in shards if not s.reused]
     rows_written = sum(s.rows for s in written)
     return {
-        "clean_units": {"computed": len(computed), "reused": len(infos) - len(computed)},
+        "clean_units": {"computed": computed, "reused": units - computed},
         "dedup": {
-            name: "off" if reused is None else "reused" if reused else "computed"
-            for name, (_key, reused, _n) in units.items()
+            "exact": _status([r for _k, r, _n in exact]),
+            "near": "off" if near[1] is None else _status([near[1]]),
         },
+        "signature_units": {"computed": sum(not r for _k, r in sigs), "reused": sum(r for _k, r in sigs)},
         "shards": {"written": len(written), "reused": len(shards) - len(written)},
         "rows_cleaned": rows_cleaned,
         "rows_deduplicated": dedup_rows,
         "rows_written": rows_written,
         "rows_processed": rows_cleaned + dedup_rows + rows_written,
-        "workers": sorted({i["worker"] for i in computed}),  # host:pid of the processes that cleaned
+        "workers": sorted({i["worker"] for i in infos if i["computed"]}),  # host:pid of the processes that cleaned
     }

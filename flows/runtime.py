@@ -1,19 +1,22 @@
-"""The task runner a recipe's ``runtime`` asks for: the flow's own process, or a Dask cluster (a running
-one at ``address``, or a local one of ``workers`` processes started for the run)."""
+"""The task runner a recipe's ``runtime`` asks for: a local pool of ``workers`` processes (default: one per
+CPU; one worker runs the tasks in the flow's own process), or a Dask cluster (a running one at
+``address``, or a local one of ``workers`` processes started for the run)."""
 
 from __future__ import annotations
 
 import os
 
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from schemas.recipe import RuntimeSpec
 
 
 def task_runner(runtime: RuntimeSpec):
     if runtime.engine == "local":
-        # one unit at a time: cleaning is CPU-bound Python, threads would only interleave it
-        return ThreadPoolTaskRunner(max_workers=1)
+        workers = runtime.workers or os.cpu_count() or 1
+        if workers == 1:  # every task in the flow's process, one at a time (CPU-bound: threads only interleave)
+            return ThreadPoolTaskRunner(max_workers=1)
+        return ProcessPoolTaskRunner(max_workers=workers)
     from prefect_dask import DaskTaskRunner
 
     if runtime.address:

@@ -55,19 +55,23 @@ CRON_MACROS = {
 
 
 class RuntimeSpec(Strict):
-    """Where the per-file units of a build run: in the flow's process, or on a Dask cluster."""
+    """Where a build's tasks run: a local process pool, or a Dask cluster; and how its work is cut."""
 
     engine: Literal["local", "dask"] = "local"
     address: str | None = None  # dask: scheduler of a running cluster, e.g. tcp://host:8786
-    workers: int | None = Field(default=None, gt=0)  # dask without address: local cluster size
+    # local: worker processes (default: the CPU count; 1 runs every task in the flow's process);
+    # dask without address: the local cluster's size
+    workers: int | None = Field(default=None, gt=0)
     threads_per_worker: int = Field(default=1, gt=0)
     # records per clean unit: a larger input file is cleaned (and resumed) in ranges of this many
     unit_records: int = Field(default=50_000, gt=0)
+    # exact dedup partitions (by the first byte of the key), each its own task
+    buckets: int = Field(default=8, gt=0, le=256)
 
     @model_validator(mode="after")
     def _one_cluster(self) -> RuntimeSpec:
-        if self.engine == "local" and (self.address or self.workers):
-            raise ValueError("address and workers need engine: dask")
+        if self.engine == "local" and self.address:
+            raise ValueError("address needs engine: dask")
         if self.address and self.workers:
             raise ValueError("give either address (a running cluster) or workers (a local one)")
         return self

@@ -175,9 +175,32 @@ def near_duplicates(
             if not ids:
                 return []
             id_arr, prio_arr = np.concatenate(ids), np.concatenate(prios)
-            return _cluster(store, id_arr, prio_arr, s.threshold, bands, rows)
+            return cluster(store, id_arr, prio_arr, s.threshold, bands)
         finally:
             store.release()
+
+
+class UnitSignatures:
+    """Signatures already on disk, one row-major (n, num_perm) uint32 ``.npy`` file per unit (computed
+    by the workers, pipeline/resume/units.py), of which ``masks`` selects the documents to compare.
+    Memory: one band's columns of the selected documents at a time; rows are read from memory maps."""
+
+    def __init__(self, paths: list[Path], masks: list[np.ndarray], num_perm: int, rows: int):
+        self.rows = rows
+        self.maps = [np.load(p, mmap_mode="r") if m.any() else None for p, m in zip(paths, masks, strict=True)]
+        self.index = [np.nonzero(m)[0] for m in masks]
+        sizes = np.array([len(i) for i in self.index], dtype=np.int64)
+        self.starts = np.r_[0, np.cumsum(sizes)]
+        self.n = int(self.starts[-1])
+
+    def band(self, j: int) -> np.ndarray:
+        cols = slice(j * self.rows, (j + 1) * self.rows)
+        parts = [m[i, cols] for m, i in zip(self.maps, self.index, strict=True) if m is not None and len(i)]
+        return np.concatenate(parts) if parts else np.empty((0, self.rows), np.uint32)
+
+    def row(self, i: int) -> np.ndarray:
+        u = int(np.searchsorted(self.starts, i, side="right")) - 1
+        return np.asarray(self.maps[u][self.index[u][i - self.starts[u]]])
 
 
 def _band_keys(block: np.ndarray) -> np.ndarray:
@@ -188,9 +211,9 @@ def _band_keys(block: np.ndarray) -> np.ndarray:
     return key
 
 
-def _cluster(
-    store: SignatureStore, ids: np.ndarray, prios: np.ndarray, threshold: float, bands: int, rows: int
-):
+def cluster(store, ids: np.ndarray, prios: np.ndarray, threshold: float, bands: int) -> list[Duplicate]:
+    """Near duplicates among the documents of ``store`` (anything with ``band(j)`` -> (n, rows) and
+    ``row(i)`` -> signature), given their ids (S32) and source priorities in the store's order."""
     uf = _UnionFind()
     cache: dict[int, np.ndarray] = {}
 

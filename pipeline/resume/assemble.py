@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 from pipeline.records import Row, reject
 from pipeline.resume.store import UnitStore
+from pipeline.sink.output import BuildRows
 from pipeline.sink.split import split_of
 
 DATA_TABLES = ("instruct", "text")
@@ -38,16 +39,17 @@ def kept_rows(work: UnitStore, clean_keys: list[str]) -> Iterator[Row]:
             yield from work.iter_rows("clean", key, table, DEDUP_COLUMNS[table])
 
 
-def dropped(work: UnitStore, passes: dict[str, str | None]) -> dict[str, tuple[str, str, float | None]]:
-    """id -> (reason, duplicate_of, similarity) of every duplicate the given dedup units found."""
+def dropped(work: UnitStore, passes: dict[str, list[str]]) -> dict[str, tuple[str, str, float | None]]:
+    """id -> (reason, duplicate_of, similarity) of every duplicate the given dedup units (stage -> unit
+    keys) found."""
     out: dict[str, tuple[str, str, float | None]] = {}
-    for stage, key in passes.items():
-        table = work.table(stage, key, "duplicates") if key and work.has(stage, key) else None
-        if table is None:
-            continue
+    for stage, keys in passes.items():
         reason = "duplicate_exact" if stage == "exact" else "duplicate_near"
-        for i, of, sim in zip(*(table.column(c).to_pylist() for c in ("id", "duplicate_of", "similarity")), strict=True):
-            out[i] = (reason, of, sim)
+        for key in keys:
+            table = work.table(stage, key, "duplicates")
+            columns = (table.column(c).to_pylist() for c in ("id", "duplicate_of", "similarity"))
+            for i, of, sim in zip(*columns, strict=True):
+                out[i] = (reason, of, sim)
     return out
 
 
@@ -98,3 +100,13 @@ def reject_count(work: UnitStore, clean_keys: list[str], gone: dict) -> int:
         t = work.table("clean", key, "rejects", ["id"])
         n += 0 if t is None else t.num_rows
     return n
+
+
+def build_rows(work: UnitStore, clean_keys: list[str], gone: dict, validation: float, seed: int) -> BuildRows:
+    """The writer's streams over the clean units, minus the duplicates in ``gone``."""
+    return BuildRows(
+        kept={t: (lambda t=t: output_rows(work, clean_keys, t, gone)) for t in DATA_TABLES},
+        split_counts={t: split_counts(work, clean_keys, t, gone, validation, seed) for t in DATA_TABLES},
+        rejects=lambda: output_rejects(work, clean_keys, gone),
+        reject_count=reject_count(work, clean_keys, gone),
+    )

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -126,7 +127,9 @@ class UnitStore:
         for b in pq.ParquetFile(path).iter_batches(batch_size=batch, columns=columns):
             yield from _from_arrow(pa.Table.from_batches([b]))
 
-    def save(self, stage: str, key: str, rows: list[Row], info: dict) -> None:
+    def save(
+        self, stage: str, key: str, rows: list[Row], info: dict, extra: dict[str, pa.Table] | None = None
+    ) -> None:
         """Write the unit whole under a temporary name, then rename it into place; each table's rows are
         sorted by id, so that the build's writer can merge units into id order without sorting."""
         tables: dict[str, list[Row]] = {}
@@ -136,10 +139,13 @@ class UnitStore:
         for name, part in tables.items():
             part.sort(key=lambda r: r["id"])
             arrow[name] = _to_arrow(part, _UNIT_SCHEMAS[name])
-        self.save_tables(stage, key, arrow, info)
+        self.save_tables(stage, key, {**arrow, **(extra or {})}, info)
 
-    def save_tables(self, stage: str, key: str, tables: dict[str, pa.Table], info: dict) -> None:
-        """Write Arrow tables as a unit (under a temporary name, renamed into place when whole)."""
+    def save_tables(
+        self, stage: str, key: str, tables: dict[str, pa.Table], info: dict, arrays: dict[str, np.ndarray] | None = None
+    ) -> None:
+        """Write Arrow tables (and numpy arrays, as .npy) as a unit, under a temporary name renamed into
+        place when whole."""
         final = self.unit_path(stage, key)
         tmp = final.parent / f".{key}.tmp-{os.getpid()}"
         if tmp.exists():
@@ -149,6 +155,9 @@ class UnitStore:
             path = tmp / f"{name}.parquet"
             pq.write_table(table, path, compression="zstd")
             _fsync(path)
+        for name, array in (arrays or {}).items():
+            np.save(tmp / f"{name}.npy", array)
+            _fsync(tmp / f"{name}.npy")
         meta = {**info, "tables": sorted(tables)}
         (tmp / "unit.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
         _fsync(tmp / "unit.json")

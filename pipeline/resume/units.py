@@ -2,11 +2,14 @@
 
 - ``clean_file``: read one input file and clean its rows, in units of at most ``runtime.unit_records``
   records (the stage that runs in parallel, a file per task, on the local runner or Dask workers);
-- ``exact_unit`` / ``near_unit``: the two dedup passes over all kept rows (one unit each), reading the
-  clean units a batch at a time and storing only the duplicates found.
+- ``exact_bucket``: exact dedup of one of ``runtime.buckets`` partitions (by the first byte of the
+  dedup key), over the (id, source, key) columns every clean unit stores beside its rows;
+- ``sig_unit``: the MinHash signatures of one clean unit (per unit, on the workers);
+- ``near_unit``: near dedup over the signature units minus the exact duplicates (one unit).
 
-Each returns what it produced and whether it was computed or found finished, so that a run can say how
-much work it did. ``reused`` is None for a pass the recipe turns off.
+The dedup units store only the duplicates they found (id, duplicate_of, similarity); rows stay in the
+clean units until the writer streams them out (pipeline/resume/assemble.py). Each returns whether it was
+computed or found finished, so that a run can say how much work it did.
 """
 
 from __future__ import annotations
@@ -14,16 +17,17 @@ from __future__ import annotations
 import os
 import socket
 from collections import Counter
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
 
 from pipeline.clean.stage import CleanStage
 from pipeline.dedup.exact import dedup_key, duplicate_winners
-from pipeline.dedup.near import Doc, near_duplicates, settings_from
+from pipeline.dedup.near import Doc, UnitSignatures, cluster, lsh_params, settings_from, signatures_for
 from pipeline.failpoints import failpoint
-from pipeline.records import Row, record_text
-from pipeline.resume.assemble import dropped, kept_rows
+from pipeline.records import Row, record_text, table_of
+from pipeline.resume.assemble import DATA_TABLES, dropped, kept_rows
 from pipeline.resume.store import UnitStore, unit_key
 from pipeline.sink.parquet import sha256_of
 from pipeline.sources import SourceFile, read_file
@@ -54,7 +58,7 @@ def clean_file_key(recipe: Recipe, spec: SourceSpec, f: SourceFile, sha256: str)
 def clean_file(work: UnitStore, recipe: Recipe, source: str, f: SourceFile) -> dict:
     """Read and clean one input file into units of at most ``runtime.unit_records`` records each (so a
     1 GB file never sits in memory, and a kill mid-file keeps the ranges finished before it); returns
-    the file's info: its unit keys, input record, counts, and whether every unit was found finished."""
+    the file's info: its unit keys, input record, counts, and how many units were computed."""
     spec = recipe.source(source)
     sha = sha256_of(f.path)
     file_key = clean_file_key(recipe, spec, f, sha)
@@ -62,11 +66,11 @@ def clean_file(work: UnitStore, recipe: Recipe, source: str, f: SourceFile) -> d
     stage = CleanStage.from_recipe(recipe)
     keys: list[str] = []
     counts: Counter[str] = Counter()
-    records = computed = 0
+    records = computed = rows_cleaned = 0
     batch: list[Row] = []
 
     def finish(batch: list[Row]) -> None:
-        nonlocal computed
+        nonlocal computed, rows_cleaned
         key = unit_key("clean-range", file_key, size, len(keys))
         keys.append(key)
         if work.has("clean", key):
@@ -79,8 +83,10 @@ def clean_file(work: UnitStore, recipe: Recipe, source: str, f: SourceFile) -> d
             cleaned.append(row)
         done = stage.counts - before
         counts.update(done)
-        work.save("clean", key, cleaned, {"key": key, "records": len(batch), "counts": dict(sorted(done.items()))})
+        info = {"key": key, "records": len(batch), "counts": dict(sorted(done.items()))}
+        work.save("clean", key, cleaned, info, extra={"keys": _keys_table(cleaned)})
         computed += 1
+        rows_cleaned += len(batch)
         failpoint("clean-saved")
 
     for row in read_file(f, spec, recipe.base_dir):
@@ -97,66 +103,150 @@ def clean_file(work: UnitStore, recipe: Recipe, source: str, f: SourceFile) -> d
         "units": keys,
         "input": {"source": source, "path": f.recipe_rel, "sha256": sha, "records": records},
         "counts": dict(sorted(counts.items())),
-        "reused": computed == 0,
+        "computed": computed,
+        "rows_cleaned": rows_cleaned,
         "worker": f"{socket.gethostname()}:{os.getpid()}",
     }
+
+
+def kept_in_order(rows: list[Row]) -> list[Row]:
+    """A unit's kept rows in the order every per-unit column file uses: table by table, then id."""
+    kept = [r for r in rows if table_of(r) in DATA_TABLES]
+    return sorted(kept, key=lambda r: (DATA_TABLES.index(table_of(r)), r["id"]))
+
+
+def _keys_table(rows: list[Row]) -> pa.Table:
+    """(id, source, exact-dedup key) of a unit's kept rows: all that exact dedup reads."""
+    kept = kept_in_order(rows)
+    return pa.table(
+        {
+            "id": pa.array([r["id"] for r in kept], pa.string()),
+            "source": pa.array([r["source"] for r in kept], pa.string()),
+            "key": pa.array([dedup_key(r) for r in kept], pa.binary(16)),
+        }
+    )
+
+
+def _key_columns(work: UnitStore, clean_keys: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(ids S32, sources, keys S16) of each clean unit's kept rows, in the unit's order."""
+    for key in clean_keys:
+        t = work.table("clean", key, "keys")
+        ids = np.array(t.column("id").to_pylist(), dtype="S32")
+        sources = np.array(t.column("source").to_pylist(), dtype=object)
+        keys = np.array(t.column("key").to_pylist(), dtype="S16")
+        yield ids, sources, keys
+
+
+def _priorities(recipe: Recipe) -> dict[str, int]:
+    return {s.name: s.priority for s in recipe.sources}
+
+
+def _prio_array(sources: np.ndarray, priorities: dict[str, int]) -> np.ndarray:
+    return np.array([priorities.get(s, 0) for s in sources], dtype=np.int64)
 
 
 def _dedup_table(rows: list[tuple[str, str, float | None]]) -> pa.Table:
     ids, of, sim = zip(*rows, strict=True) if rows else ((), (), ())
     return pa.table(
-        {"id": pa.array(ids, pa.string()), "duplicate_of": pa.array(of, pa.string()),
-         "similarity": pa.array(sim, pa.float64())}
+        {
+            "id": pa.array(ids, pa.string()),
+            "duplicate_of": pa.array(of, pa.string()),
+            "similarity": pa.array(sim, pa.float64()),
+        }
     )
 
 
-def exact_unit(work: UnitStore, recipe: Recipe, clean_keys: list[str]) -> tuple[str, bool | None, int]:
-    """Exact dedup over the kept rows of every clean unit, read a batch at a time: only their dedup
-    keys, priorities and ids are held. Stores (id, duplicate_of) of the duplicates; returns (key,
-    reused or None when off, rows given)."""
-    priorities = {s.name: s.priority for s in recipe.sources}
-    key = unit_key("exact", clean_keys, recipe.dedup.exact, priorities)
+def exact_keys(recipe: Recipe, clean_keys: list[str]) -> list[str]:
+    """The unit keys of the exact-dedup buckets (empty when exact dedup is off)."""
     if not recipe.dedup.exact:
-        return key, None, 0
+        return []
+    p = recipe.runtime.buckets
+    return [unit_key("exact", clean_keys, _priorities(recipe), b, p) for b in range(p)]
+
+
+def exact_bucket(work: UnitStore, recipe: Recipe, clean_keys: list[str], bucket: int) -> tuple[str, bool, int]:
+    """Exact dedup of one bucket (the rows whose key's first byte mod ``runtime.buckets`` is ``bucket``:
+    equal rows share a bucket), over the (id, source, key) columns of every clean unit; stores (id,
+    duplicate_of) of its duplicates. Returns (key, reused, rows given). Memory: the bucket's columns."""
+    key = exact_keys(recipe, clean_keys)[bucket]
     if work.has("exact", key):
         return key, True, work.info("exact", key)["rows"]
-    keys, prios, ids = [], [], []
-    for row in kept_rows(work, clean_keys):
-        keys.append(dedup_key(row))
-        prios.append(priorities.get(row["source"], 0))
-        ids.append(row["id"])
-    id_arr = np.array(ids, dtype="S32")
-    dups, winners = duplicate_winners(np.array(keys, dtype="S16"), np.array(prios, dtype=np.int64), id_arr)
+    p, priorities = recipe.runtime.buckets, _priorities(recipe)
+    ids, prios, keys = [], [], []
+    for i, s, k in _key_columns(work, clean_keys):
+        mine = k.view(np.uint8).reshape(-1, 16)[:, 0] % p == bucket if len(k) else np.zeros(0, bool)
+        ids.append(i[mine])
+        prios.append(_prio_array(s[mine], priorities))
+        keys.append(k[mine])
+    id_arr = np.concatenate(ids) if ids else np.empty(0, "S32")
+    dups, winners = duplicate_winners(
+        np.concatenate(keys) if keys else np.empty(0, "S16"),
+        np.concatenate(prios) if prios else np.empty(0, np.int64),
+        id_arr,
+    )
     found = sorted((id_arr[d].decode(), id_arr[w].decode(), None) for d, w in zip(dups, winners, strict=True))
     failpoint("exact-done")
-    work.save_tables("exact", key, {"duplicates": _dedup_table(found)}, {"key": key, "rows": len(ids)})
-    return key, False, len(ids)
+    work.save_tables("exact", key, {"duplicates": _dedup_table(found)}, {"key": key, "rows": len(id_arr)})
+    return key, False, len(id_arr)
 
 
-def near_unit(
-    work: UnitStore, recipe: Recipe, clean_keys: list[str], exact_key: str
-) -> tuple[str, bool | None, int]:
-    """Near dedup over the kept rows that exact dedup left, streamed from the clean units into the
-    MinHash LSH of pipeline/dedup/near.py (signatures spill into the store's scratch folder)."""
-    priorities = {s.name: s.priority for s in recipe.sources}
+def sig_key(recipe: Recipe, clean_key: str) -> str | None:
     spec = recipe.dedup.near
-    key = unit_key("near", exact_key, False if spec is False else spec.model_dump(mode="json"), priorities)
+    return None if spec is False else unit_key("sig", clean_key, spec.model_dump(mode="json"))
+
+
+def sig_unit(work: UnitStore, recipe: Recipe, clean_key: str) -> tuple[str, bool]:
+    """MinHash signatures of one clean unit's kept rows (in its key table's order), on a worker: the
+    costly half of near dedup, done in parallel; stored as one (rows, num_perm) uint32 .npy file."""
+    key = sig_key(recipe, clean_key)
+    if work.has("sig", key):
+        return key, True
+    s = settings_from(recipe.dedup.near)
+    parts = [np.empty((0, s.num_perm), np.uint32)]
+    batch: list[Doc] = []
+    for r in kept_rows(work, [clean_key]):
+        batch.append(Doc(r["id"], record_text(r), r.get("lang")))
+        if len(batch) == s.batch_size:
+            parts.append(signatures_for(batch, s))
+            batch = []
+    if batch:
+        parts.append(signatures_for(batch, s))
+    sig = np.concatenate(parts)
+    work.save_tables("sig", key, {}, {"key": key, "rows": len(sig)}, arrays={"sig": sig})
+    return key, False
+
+
+def near_key(recipe: Recipe, clean_keys: list[str]) -> str | None:
+    spec = recipe.dedup.near
     if spec is False:
-        return key, None, 0
+        return None
+    return unit_key("near", exact_keys(recipe, clean_keys), clean_keys, spec.model_dump(mode="json"), _priorities(recipe))
+
+
+def near_unit(work: UnitStore, recipe: Recipe, clean_keys: list[str]) -> tuple[str | None, bool | None, int]:
+    """Near dedup over the kept rows that exact dedup left, from the signature units: bands are
+    bucketed one at a time, candidates verified, clusters joined over integer row indices
+    (pipeline/dedup/near.py ``cluster``). Returns (key, reused or None when off, rows given)."""
+    key = near_key(recipe, clean_keys)
+    if key is None:
+        return None, None, 0
     if work.has("near", key):
         return key, True, work.info("near", key)["rows"]
-    gone = set(dropped(work, {"exact": exact_key}))
-    given = 0
-
-    def docs():
-        nonlocal given
-        for r in kept_rows(work, clean_keys):
-            if r["id"] not in gone:
-                given += 1
-                yield Doc(r["id"], record_text(r), r.get("lang"), priorities.get(r["source"], 0))
-
-    found = near_duplicates(docs(), settings_from(spec), work.scratch())
+    gone = np.array(sorted(dropped(work, {"exact": exact_keys(recipe, clean_keys)})), dtype="S32")
+    priorities = _priorities(recipe)
+    s = settings_from(recipe.dedup.near)
+    bands, rows = lsh_params(s.threshold, s.num_perm)
+    paths, masks, ids, prios = [], [], [], []
+    for clean_key, (i, src, _k) in zip(clean_keys, _key_columns(work, clean_keys), strict=True):
+        mask = ~np.isin(i, gone)
+        paths.append(work.unit_path("sig", sig_key(recipe, clean_key)) / "sig.npy")
+        masks.append(mask)
+        ids.append(i[mask])
+        prios.append(_prio_array(src[mask], priorities))
+    store = UnitSignatures(paths, masks, s.num_perm, rows)
+    id_arr = np.concatenate(ids) if ids else np.empty(0, "S32")
+    prio_arr = np.concatenate(prios) if prios else np.empty(0, np.int64)
+    found = cluster(store, id_arr, prio_arr, s.threshold, bands) if store.n else []
     table = _dedup_table([(d.id, d.duplicate_of, d.similarity) for d in found])
-    work.save_tables("near", key, {"duplicates": table}, {"key": key, "rows": given})
-    return key, False, given
-
+    work.save_tables("near", key, {"duplicates": table}, {"key": key, "rows": store.n})
+    return key, False, store.n

@@ -13,7 +13,7 @@ from pathlib import Path
 from pipeline.records import Row
 from pipeline.sink.card import dataset_card
 from pipeline.sink.parquet import ShardStream, WrittenShard, atomic_write_text, write_shards
-from pipeline.sink.report import report_data, tokenizer_of, write_report
+from pipeline.sink.report import ReportStats, tokenizer_of, write_report
 from pipeline.sink.split import split_of
 from schemas.columns import SCHEMA_VERSION, TABLE_SCHEMAS
 from schemas.manifest import InputFile, Manifest, Shard, SourceCounts
@@ -90,6 +90,7 @@ def write_build(
     for f in inputs:
         read[f.source] += f.records
     tally = Tally()
+    stats = ReportStats(tokenizer_of(recipe))
     shards: list[WrittenShard] = []
     shard_rows = recipe.output.shard_rows
     for table in ("instruct", "text"):
@@ -98,19 +99,22 @@ def write_build(
             for split in ("train", "validation")
         }
         for row in rows.kept[table]():
+            split = split_of(row["id"], recipe.split.validation, recipe.split.seed)
             tally.add_kept(row)
-            streams[split_of(row["id"], recipe.split.validation, recipe.split.seed)].add(row)
+            stats.add_kept(table, split, row)
+            streams[split].add(row)
         for split in ("train", "validation"):
             shards += streams[split].close()
     rejects = ShardStream(out_dir, "rejects", "rejects", rows.reject_count, TABLE_SCHEMAS["rejects"], shard_rows, reuse)
     for row in rows.rejects():
         tally.add_reject(row)
+        stats.add_reject(row)
         rejects.add(row)
     shards += rejects.close()
     counts = tally.counts(recipe, read)
     manifest = write_manifest(out_dir, recipe, inputs, shards, counts, stages=stage_counts or {})
     atomic_write_text(out_dir / "README.md", dataset_card(manifest, tally.licenses, tally.languages))
-    report = report_data(out_dir, tokenizer_of(recipe))
+    report = stats.data(manifest.model_dump(mode="json"))
     write_report(out_dir, data=report)
     return Written(manifest, shards, report)
 

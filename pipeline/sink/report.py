@@ -26,15 +26,6 @@ PALETTE = [
 ]
 
 
-def _rows(out_dir: Path, manifest: dict, table: str, columns: list[str]) -> list[dict]:
-    rows: list[dict] = []
-    for s in manifest["shards"]:
-        if s["table"] == table:
-            names = pq.read_schema(out_dir / s["path"]).names
-            rows += pq.read_table(out_dir / s["path"], columns=[c for c in columns if c in names]).to_pylist()
-    return rows
-
-
 def stacked_bars(title: str, data: dict[str, dict[str, int]], keys: list[str]) -> str:
     """Horizontal stacked bars: one bar per row label, one colour per key, with a legend."""
     width, label_w, bar_h = 760, 190, 18
@@ -132,69 +123,137 @@ def _quantiles(values: list[int]) -> list[int]:
     return [v[0], v[len(v) // 2], v[min(len(v) - 1, int(len(v) * 0.9))], v[-1]] if v else [0, 0, 0, 0]
 
 
-def report_data(out_dir: Path, tokenizer: tuple[str, str] | None = None) -> dict:
-    """Every table of the report, as plain rows (the HTML page and the Prefect artifacts both use these)."""
-    manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
-    cols = ["source", "lang", "license", "instruction", "input", "output", "text"]
-    kept = _rows(out_dir, manifest, "instruct", cols) + _rows(out_dir, manifest, "text", cols)
-    rejects = _rows(out_dir, manifest, "rejects", ["source", "reason", "duplicate_of", "stage"])
-    counts = manifest["counts"]
-    count_tokens, token_note = _token_counter(tokenizer)
-    chars: dict[str, list[int]] = defaultdict(list)
-    tokens: dict[str, list[int]] = defaultdict(list)
-    texts = [_text(r) for r in kept]
-    ntok = count_tokens(texts) if count_tokens and texts else [None] * len(texts)
-    for r, text, n in zip(kept, texts, ntok, strict=True):
+_TOKEN_BATCH = 1024  # texts per tokenizer call
+
+
+class _Part:
+    """Statistics of one (table, split) of kept rows, in the order they were written."""
+
+    def __init__(self) -> None:
+        self.chars: dict[str, list[int]] = defaultdict(list)
+        self.tokens: dict[str, list[int]] = defaultdict(list)
+        self.pending: list[tuple[str, str]] = []  # (source (lang), text) waiting for the tokenizer
+        self.samples: dict[str, list[dict]] = defaultdict(list)
+        self.languages: dict[str, Counter] = defaultdict(Counter)
+        self.licenses: dict[str, Counter] = defaultdict(Counter)
+
+
+class ReportStats:
+    """The report's figures, gathered row by row as a build writes its shards (so nothing is read back).
+    Memory: one length per kept row (and one token count), the first rows of each source, counters."""
+
+    def __init__(self, tokenizer: tuple[str, str] | None = None) -> None:
+        self.tokenizer = tokenizer
+        self.count_tokens, self.token_note = _token_counter(tokenizer)
+        self.parts: dict[tuple[str, str], _Part] = {}
+        self.rejects: Counter = Counter()  # (stage, reason) -> rows
+        self.near_of: Counter = Counter()  # kept row id -> its near duplicates
+
+    def add_kept(self, table: str, split: str, r: dict) -> None:
+        part = self.parts.get((table, split))
+        if part is None:
+            part = self.parts[(table, split)] = _Part()
         key = f"{r['source']} ({r['lang']})"
-        chars[key].append(len(text))
-        if n is not None:
-            tokens[key].append(n)
-    clusters = Counter(
-        Counter(r["duplicate_of"] for r in rejects if r["reason"] == "duplicate_near").values()
-    )
-    samples = []
-    for name in counts:
-        for r in [x for x in kept if x["source"] == name][:2]:
+        text = _text(r)
+        part.chars[key].append(len(text))
+        if self.count_tokens:
+            part.pending.append((key, text))
+            if len(part.pending) == _TOKEN_BATCH:
+                self._tokenize(part)
+        name = r["source"]
+        if len(part.samples[name]) < 2:
             body = r.get("text") or f"{r.get('instruction')}\n{r.get('input') or ''}\n→ {r.get('output')}"
-            samples.append({"source": name, "lang": r["lang"], "text": body[:300]})
-    lengths = []
-    for key in sorted(chars):
-        c, t = _quantiles(chars[key]), _quantiles(tokens.get(key, []))
-        row = {"source (lang)": key, "rows": len(chars[key])}
-        row.update({f"chars {q}": v for q, v in zip(("min", "median", "p90", "max"), c, strict=True)})
-        if key in tokens:
-            row.update({f"tokens {q}": v for q, v in zip(("min", "median", "p90", "max"), t, strict=True)})
-        lengths.append(row)
-    return {
-        "manifest": manifest,
-        "counts": [
-            {
-                "source": name,
-                "read": c["read"],
-                "kept": c["kept"],
-                "rejected": sum(c["rejected"].values()),
-                "reasons": ", ".join(f"{k} {v}" for k, v in sorted(c["rejected"].items())),
-            }
-            for name, c in counts.items()
-        ],
-        "flow": {name: {"kept": c["kept"], **c["rejected"]} for name, c in counts.items()},
-        "reasons": sorted({r for c in counts.values() for r in c["rejected"]}),
-        "rejects": [
-            {"stage": st, "reason": rs, "rows": n}
-            for (st, rs), n in sorted(Counter((x["stage"], x["reason"]) for x in rejects).items())
-        ],
-        "chars": dict(sorted(chars.items())),
-        "tokens": dict(sorted(tokens.items())),
-        "tokenizer": tokenizer[1] if tokenizer else None,
-        "token_note": token_note,
-        "lengths": lengths,
-        "languages": {name: dict(Counter(r["lang"] for r in kept if r["source"] == name)) for name in counts},
-        "licenses": {
-            name: dict(Counter(r["license"] for r in kept if r["source"] == name)) for name in counts
-        },
-        "clusters": [{"cluster size": k + 1, "clusters": v} for k, v in sorted(clusters.items())],
-        "samples": samples,
-    }
+            part.samples[name].append({"source": name, "lang": r["lang"], "text": body[:300]})
+        part.languages[name][r["lang"]] += 1
+        part.licenses[name][r["license"]] += 1
+
+    def _tokenize(self, part: _Part) -> None:
+        if part.pending:
+            counts = self.count_tokens([t for _, t in part.pending])
+            for (key, _), n in zip(part.pending, counts, strict=True):
+                part.tokens[key].append(n)
+            part.pending = []
+
+    def add_reject(self, r: dict) -> None:
+        self.rejects[(r["stage"], r["reason"])] += 1
+        if r["reason"] == "duplicate_near":
+            self.near_of[r["duplicate_of"]] += 1
+
+    def data(self, manifest: dict) -> dict:
+        """Every table of the report, as plain rows (the HTML page and the Prefect artifacts use these)."""
+        counts = manifest["counts"]
+        order = [(t, sp) for t in ("instruct", "text") for sp in ("train", "validation") if (t, sp) in self.parts]
+        parts = [self.parts[k] for k in order]
+        chars: dict[str, list[int]] = defaultdict(list)
+        tokens: dict[str, list[int]] = defaultdict(list)
+        languages: dict[str, Counter] = defaultdict(Counter)
+        licenses: dict[str, Counter] = defaultdict(Counter)
+        for part in parts:
+            self._tokenize(part)
+            for k, v in part.chars.items():
+                chars[k] += v
+            for k, v in part.tokens.items():
+                tokens[k] += v
+            for name, c in part.languages.items():
+                languages[name].update(c)
+            for name, c in part.licenses.items():
+                licenses[name].update(c)
+        samples = []
+        for name in counts:
+            samples += [x for part in parts for x in part.samples.get(name, [])][:2]
+        lengths = []
+        for key in sorted(chars):
+            c, t = _quantiles(chars[key]), _quantiles(tokens.get(key, []))
+            row = {"source (lang)": key, "rows": len(chars[key])}
+            row.update({f"chars {q}": v for q, v in zip(("min", "median", "p90", "max"), c, strict=True)})
+            if key in tokens:
+                row.update({f"tokens {q}": v for q, v in zip(("min", "median", "p90", "max"), t, strict=True)})
+            lengths.append(row)
+        clusters = Counter(self.near_of.values())
+        return {
+            "manifest": manifest,
+            "counts": [
+                {
+                    "source": name,
+                    "read": c["read"],
+                    "kept": c["kept"],
+                    "rejected": sum(c["rejected"].values()),
+                    "reasons": ", ".join(f"{k} {v}" for k, v in sorted(c["rejected"].items())),
+                }
+                for name, c in counts.items()
+            ],
+            "flow": {name: {"kept": c["kept"], **c["rejected"]} for name, c in counts.items()},
+            "reasons": sorted({r for c in counts.values() for r in c["rejected"]}),
+            "rejects": [{"stage": st, "reason": rs, "rows": n} for (st, rs), n in sorted(self.rejects.items())],
+            "chars": dict(sorted(chars.items())),
+            "tokens": dict(sorted(tokens.items())),
+            "tokenizer": self.tokenizer[1] if self.tokenizer else None,
+            "token_note": self.token_note,
+            "lengths": lengths,
+            "languages": {name: dict(languages.get(name, {})) for name in counts},
+            "licenses": {name: dict(licenses.get(name, {})) for name in counts},
+            "clusters": [{"cluster size": k + 1, "clusters": v} for k, v in sorted(clusters.items())],
+            "samples": samples,
+        }
+
+
+def report_data(out_dir: Path, tokenizer: tuple[str, str] | None = None) -> dict:
+    """The report's tables of a finished build, from its shards (read a shard at a time)."""
+    manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
+    stats = ReportStats(tokenizer)
+    cols = {"instruct": ["source", "lang", "license", "instruction", "input", "output"],
+            "text": ["source", "lang", "license", "text"],
+            "rejects": ["source", "reason", "duplicate_of", "stage"]}
+    for s in manifest["shards"]:
+        names = set(pq.read_schema(out_dir / s["path"]).names)
+        columns = [c for c in cols[s["table"]] if c in names]
+        for batch in pq.ParquetFile(out_dir / s["path"]).iter_batches(columns=columns):
+            for r in batch.to_pylist():
+                if s["table"] == "rejects":
+                    stats.add_reject(r)
+                else:
+                    stats.add_kept(s["table"], s["split"], r)
+    return stats.data(manifest)
 
 
 def _mix_rows(mix: dict[str, dict[str, int]]) -> list[dict]:
