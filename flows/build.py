@@ -10,6 +10,7 @@ import json
 import os
 import time
 from collections import Counter
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -19,6 +20,7 @@ from prefect.futures import as_completed
 
 from flows.runtime import task_runner
 from pipeline import progress
+from pipeline.errors import PipelineError
 from pipeline.resume.assemble import build_rows, dropped
 from pipeline.resume.store import UnitStore, unit_key
 from pipeline.resume.units import clean_file, exact_bucket, exact_keys, near_unit, sig_unit
@@ -126,9 +128,20 @@ def _results(runner, task_fn, calls: list[dict], what: str, unit: str, log) -> l
     out: list = [None] * len(futures)
     bar = progress.track(what, len(futures), unit, log)
     for fut in as_completed(futures):
-        out[position[id(fut)]] = fut.result()
+        out[position[id(fut)]] = _result(fut, what)
         bar.advance()
     return out
+
+
+def _result(future, what: str):
+    try:
+        return future.result()
+    except BrokenProcessPool:  # the kernel's OOM killer, or a kill -9 of one worker
+        raise PipelineError(
+            f"a worker process died during {what} (killed from outside, or out of memory: try fewer "
+            "runtime.workers or smaller runtime.unit_records); finished units are kept, run the build "
+            "again to go on"
+        ) from None
 
 
 def _build(recipe: Recipe, out: Path, fresh: bool, log) -> dict:
@@ -161,7 +174,7 @@ def _build(recipe: Recipe, out: Path, fresh: bool, log) -> dict:
             sigs = _results(
                 runner, sig_task, [{**base, "clean_key": k} for k in clean_keys], "signatures", "units", log
             )
-        near = runner.submit(near_task, {**base, "clean_keys": clean_keys}).result()
+        near = _result(runner.submit(near_task, {**base, "clean_keys": clean_keys}), "near dedup")
         log.info(
             "dedup: %d exact buckets, %d signature units, near %s",
             len(exact), len(sigs), "off" if near[1] is None else "finished earlier" if near[1] else "computed",
@@ -183,7 +196,7 @@ def _build(recipe: Recipe, out: Path, fresh: bool, log) -> dict:
             "inputs": [info["input"] for info in infos],
             "stages": {name: dict(sorted(c.items())) for name, c in stages.items()},
         }
-        manifest, shards = runner.submit(write_task, write).result()
+        manifest, shards = _result(runner.submit(write_task, write), "write")
         seconds["write"] = time.perf_counter() - t0
     stats = work_done(infos, exact, sigs, near, shards)
     stats["seconds"] = {k: round(v, 2) for k, v in seconds.items()}

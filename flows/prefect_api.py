@@ -9,7 +9,6 @@ or with PREFECT_API_URL set, Prefect's own behaviour is kept.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import socket
@@ -19,18 +18,11 @@ import threading
 import time
 from contextlib import contextmanager
 
-from pipeline.processes import stop_process
-
-PR_SET_PDEATHSIG = 1
+from pipeline.processes import die_with_parent, stop_process
 
 
 def _die_with_parent(parent: int):
-    def preexec() -> None:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # the parent died before the line above took effect
-            os._exit(1)
-
-    return preexec
+    return lambda: die_with_parent(parent, signal.SIGTERM)
 
 
 def _free_port() -> int:

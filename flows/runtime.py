@@ -8,6 +8,7 @@ import os
 
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
+from pipeline.processes import die_with_parent
 from schemas.recipe import RuntimeSpec
 
 
@@ -16,7 +17,8 @@ def task_runner(runtime: RuntimeSpec):
         workers = runtime.workers or os.cpu_count() or 1
         if workers == 1:  # every task in the flow's process, one at a time (CPU-bound: threads only interleave)
             return ThreadPoolTaskRunner(max_workers=1)
-        return ProcessPoolTaskRunner(max_workers=workers)
+        # workers die with the flow's process (a killed build leaves none running)
+        return ProcessPoolTaskRunner(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),))
     from prefect_dask import DaskTaskRunner
 
     if runtime.address:

@@ -1,5 +1,6 @@
-"""Scale-out: the per-file units of a build on a real 2-worker local Dask cluster (prefect-dask's
-DaskTaskRunner), compared byte for byte with the local run."""
+"""Scale-out: a build's tasks on a real 2-worker local Dask cluster (prefect-dask's DaskTaskRunner), on
+the local process pool, and in the flow's own process with input files cut into units of 7 records,
+compared byte for byte."""
 
 import json
 import os
@@ -7,19 +8,27 @@ import os
 from conftest import files_of, samples_copy
 
 
-def test_two_dask_workers_write_the_same_bytes_as_the_local_run(tmp_path, prefect_harness):
+def test_dask_the_process_pool_and_small_units_write_the_same_bytes(tmp_path, prefect_harness):
     from flows.build import build_flow
 
-    local = samples_copy(tmp_path / "local-recipe", output={"shard_rows": 100})
-    dask = samples_copy(
-        tmp_path / "dask-recipe", output={"shard_rows": 100}, runtime={"engine": "dask", "workers": 2}
-    )
-    build_flow(str(local), str(tmp_path / "local"))
-    build_flow(str(dask), str(tmp_path / "dask"))
-    assert files_of(tmp_path / "dask") == files_of(tmp_path / "local")
-    local_run = json.loads((tmp_path / ".local.work" / "last-run.json").read_text())
-    dask_run = json.loads((tmp_path / ".dask.work" / "last-run.json").read_text())
-    assert local_run["workers"] == [f"{os.uname().nodename}:{os.getpid()}"]  # in the flow's process
-    assert len(dask_run["workers"]) == 2  # two worker processes did the cleaning ...
-    assert all(not w.endswith(f":{os.getpid()}") for w in dask_run["workers"])  # ... neither is this one
-    assert dask_run["clean_units"] == {"computed": 22, "reused": 0}
+    runtimes = {
+        "inline": {"workers": 1, "unit_records": 7},  # every task in this process, 7 records a unit
+        "pool": {"workers": 2},  # the local process pool
+        "dask": {"engine": "dask", "workers": 2},
+    }
+    runs = {}
+    for name, runtime in runtimes.items():
+        recipe = samples_copy(tmp_path / f"{name}-recipe", output={"shard_rows": 100}, runtime=runtime)
+        build_flow(str(recipe), str(tmp_path / name))
+        runs[name] = json.loads((tmp_path / f".{name}.work" / "last-run.json").read_text())
+    assert files_of(tmp_path / "pool") == files_of(tmp_path / "inline")
+    assert files_of(tmp_path / "dask") == files_of(tmp_path / "inline")
+    here = f"{os.uname().nodename}:{os.getpid()}"
+    assert runs["inline"]["workers"] == [here]  # in the flow's process
+    manifest = json.loads((tmp_path / "inline" / "manifest.json").read_text())
+    ranges = sum(-(-i["records"] // 7) or 1 for i in manifest["inputs"])
+    assert runs["inline"]["clean_units"] == {"computed": ranges, "reused": 0}
+    for name in ("pool", "dask"):
+        assert len(runs[name]["workers"]) == 2  # two worker processes did the cleaning ...
+        assert here not in runs[name]["workers"]  # ... neither is this one
+        assert runs[name]["clean_units"] == {"computed": 22, "reused": 0}

@@ -61,7 +61,8 @@ def finished_units(out: Path, stage: str) -> int:
 POINTS = [
     ("read:400", "read"),  # 400th record read
     ("clean:700", "filter"),  # 700th row through the filters
-    ("exact-done", "dedup"),  # exact dedup computed, not yet saved
+    ("exact-done:3", "dedup"),  # the 3rd exact-dedup bucket computed, not yet saved
+    ("sig-done:5", "dedup"),  # the 5th unit's signatures computed, not yet saved
     ("near-band:7", "dedup"),  # near dedup, in the 7th LSH band
     ("write-tmp:3", "write"),  # 3rd atomic write (resume key, shard 1, shard 2) done but not renamed
     ("write-shard:5", "write"),  # after the 5th shard
@@ -77,15 +78,12 @@ def test_sigkill_then_rerun_is_byte_identical_and_does_less(setup, point, stage)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert not out.exists()  # nothing under the final name until the whole build is there
     done_before = finished_units(out, "clean")
-    scratch = out.parent / f".{out.name}.work" / "scratch"
-    if point.startswith("near-band"):  # near dedup spills its signatures into the work directory
-        (spill,) = scratch.glob("neardup-*")
-        assert (spill / "rows.u32").stat().st_size > 0 and len(list(spill.glob("band-*.u32"))) == 14
+    if point.startswith("near-band"):  # near dedup reads the signature units the workers wrote
+        assert finished_units(out, "sig") == 22 and finished_units(out, "exact") == 8
     rerun = build(recipe, out, env)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert files_of(out) == expected
     assert not (out.parent / f".{out.name}.partial").exists()
-    assert not list(scratch.glob("*"))  # a killed run's spill is swept by the next finished one
     s = stats(out)
     assert s["clean_units"] == {"computed": 22 - done_before, "reused": done_before}
     assert s["rows_processed"] < full["rows_processed"], (s, full)
@@ -96,6 +94,41 @@ def test_sigkill_then_rerun_is_byte_identical_and_does_less(setup, point, stage)
     # the shards finished before the kill are kept, the rest written
     reused = {"write-tmp:3": 1, "write-shard:5": 5}.get(point, 0)
     assert s["shards"] == {"written": full["shards"]["written"] - reused, "reused": reused}
+
+
+def test_a_kill_mid_file_resumes_at_the_last_finished_range(setup, tmp_path):
+    """Units of 40 records: the first file (alpaca_ja, 300 records) is 8 ranges; a kill after the 6th
+    keeps 6 ranges (240 records) and the rerun cleans only the rest of the file, and every other file."""
+    _, _, env, expected, full = setup
+    recipe = samples_copy(tmp_path, output={"shard_rows": 100}, runtime={"workers": 1, "unit_records": 40})
+    out = tmp_path / "out"
+    killed = build(recipe, out, env, "clean-saved:6")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert finished_units(out, "clean") == 6
+    rerun = build(recipe, out, env)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert files_of(out) == expected  # the same bytes as one unit per file
+    manifest = json.loads((out / "manifest.json").read_text())
+    ranges = sum(-(-i["records"] // 40) or 1 for i in manifest["inputs"])
+    s = stats(out)
+    assert s["clean_units"] == {"computed": ranges - 6, "reused": 6}
+    assert s["rows_cleaned"] == full["rows_cleaned"] - 240
+
+
+def test_a_worker_killed_alone_stops_the_build_in_one_line_and_the_rerun_finishes(setup, tmp_path):
+    """The OOM killer picks one worker of the process pool: exit 2, one error line, the rerun goes on."""
+    _, recipe, env, expected, _ = setup
+    out = tmp_path / "out"
+    crashed = build(recipe, out, env, "clean:50:crash")
+    assert crashed.returncode == 2, crashed.stderr[-3000:]
+    errors = [line for line in crashed.stderr.splitlines() if "error" in line.lower() or "Traceback" in line]
+    assert errors == [
+        "error: a worker process died during read+clean (killed from outside, or out of memory: try fewer "
+        "runtime.workers or smaller runtime.unit_records); finished units are kept, run the build again to go on"
+    ]
+    rerun = build(recipe, out, env)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert files_of(out) == expected
 
 
 def test_kill_during_a_rebuild_leaves_the_previous_build_whole(setup):
@@ -132,12 +165,14 @@ def test_a_changed_input_or_setting_redoes_exactly_the_work_it_affects(setup, tm
     s = rebuild(dedup={"near": {"threshold": 0.7}})
     assert s["clean_units"] == {"computed": 0, "reused": 22}
     assert s["dedup"] == {"exact": "reused", "near": "computed"}
+    assert s["signature_units"] == {"computed": 0, "reused": 22}  # the threshold is not in a signature
     # a cleaning threshold: every file is cleaned again
     s = rebuild(dedup={"near": {"threshold": 0.7}}, clean={"min_chars_text": 50})
     assert s["clean_units"] == {"computed": 22, "reused": 0}
     # units no longer used are swept: one per input file, one per dedup pass
     work = tmp_path / ".out.work"
-    assert [len(list((work / st).iterdir())) for st in ("clean", "exact", "near")] == [22, 1, 1]
+    stages = ("clean", "exact", "sig", "near")  # per file, per bucket, per clean unit, one
+    assert [len(list((work / st).iterdir())) for st in stages] == [22, 8, 22, 1]
 
 
 def processes_with_env(marker: str) -> list[int]:

@@ -192,7 +192,10 @@ def exact_bucket(work: UnitStore, recipe: Recipe, clean_keys: list[str], bucket:
 
 def sig_key(recipe: Recipe, clean_key: str) -> str | None:
     spec = recipe.dedup.near
-    return None if spec is False else unit_key("sig", clean_key, spec.model_dump(mode="json"))
+    if spec is False:
+        return None
+    # what a signature depends on: not the threshold (that only decides which pairs match)
+    return unit_key("sig", clean_key, spec.model_dump(mode="json", exclude={"threshold"}))
 
 
 def sig_unit(work: UnitStore, recipe: Recipe, clean_key: str) -> tuple[str, bool]:
@@ -212,6 +215,7 @@ def sig_unit(work: UnitStore, recipe: Recipe, clean_key: str) -> tuple[str, bool
     if batch:
         parts.append(signatures_for(batch, s))
     sig = np.concatenate(parts)
+    failpoint("sig-done")
     work.save_tables("sig", key, {}, {"key": key, "rows": len(sig)}, arrays={"sig": sig})
     return key, False
 
