@@ -76,6 +76,9 @@ def embedded_api(timeout: float = 120, on_loss=None):
         _wait_healthy(url, proc, timeout)
         if on_loss is not None:
             threading.Thread(target=_watch, args=(proc, done, on_loss), daemon=True).start()
+        # in the environment too: worker processes (the local pool, a local Dask cluster) use this server
+        before = os.environ.get("PREFECT_API_URL")
+        os.environ["PREFECT_API_URL"] = url
         with temporary_settings(updates={PREFECT_API_URL: url}):
             try:
                 yield url
@@ -85,6 +88,10 @@ def embedded_api(timeout: float = 120, on_loss=None):
 
                 APILogWorker.drain_all(timeout=10)
                 EventsWorker.drain_all(timeout=10)
+                if before is None:
+                    os.environ.pop("PREFECT_API_URL", None)
+                else:
+                    os.environ["PREFECT_API_URL"] = before
     finally:
         done.set()
         stop_process(proc)

@@ -1,9 +1,10 @@
-"""The task runner a recipe's ``runtime`` asks for: a local pool of ``workers`` processes (default: one per
-CPU; one worker runs the tasks in the flow's own process), or a Dask cluster (a running one at
+"""The task runner a recipe's ``runtime`` asks for: the flow's own process (default), a local pool of
+``workers`` processes when ``workers`` > 1, or a Dask cluster (a running one at
 ``address``, or a local one of ``workers`` processes started for the run)."""
 
 from __future__ import annotations
 
+import logging
 import os
 
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
@@ -12,13 +13,28 @@ from pipeline.processes import die_with_parent
 from schemas.recipe import RuntimeSpec
 
 
+def _worker_start(parent: int) -> None:
+    """A pool worker: dies with the flow's process, and its terminal log leaves out what the CLI reports
+    itself in one line (flows/terminal.py HandledErrors), as the flow's process does."""
+    die_with_parent(parent)
+    from prefect.logging.configuration import setup_logging
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    from flows.terminal import HandledErrors
+
+    setup_logging()
+    for h in logging.getLogger().handlers:
+        if isinstance(h, PrefectConsoleHandler):
+            h.addFilter(HandledErrors())
+
+
 def task_runner(runtime: RuntimeSpec):
     if runtime.engine == "local":
-        workers = runtime.workers or os.cpu_count() or 1
+        workers = runtime.workers or 1
         if workers == 1:  # every task in the flow's process, one at a time (CPU-bound: threads only interleave)
             return ThreadPoolTaskRunner(max_workers=1)
         # workers die with the flow's process (a killed build leaves none running)
-        return ProcessPoolTaskRunner(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),))
+        return ProcessPoolTaskRunner(max_workers=workers, initializer=_worker_start, initargs=(os.getpid(),))
     from prefect_dask import DaskTaskRunner
 
     if runtime.address:

@@ -117,7 +117,8 @@ def test_a_kill_mid_file_resumes_at_the_last_finished_range(setup, tmp_path):
 
 def test_a_worker_killed_alone_stops_the_build_in_one_line_and_the_rerun_finishes(setup, tmp_path):
     """The OOM killer picks one worker of the process pool: exit 2, one error line, the rerun goes on."""
-    _, recipe, env, expected, _ = setup
+    _, _, env, expected, _ = setup
+    recipe = samples_copy(tmp_path, output={"shard_rows": 100}, runtime={"workers": 2})
     out = tmp_path / "out"
     crashed = build(recipe, out, env, "clean:50:crash")
     assert crashed.returncode == 2, crashed.stderr[-3000:]
