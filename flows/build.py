@@ -154,7 +154,8 @@ def _build(recipe: Recipe, out: Path, fresh: bool, log) -> dict:
     t0 = time.perf_counter()
     # every stage runs on the runner the recipe's runtime names (chosen here, at run time, so that a
     # served deployment obeys it); tasks hand over unit keys, rows stay on disk in the work directory
-    with task_runner(recipe.runtime) as runner:
+    input_bytes = sum(f.path.stat().st_size for _, f in files)
+    with task_runner(recipe.runtime, input_bytes) as runner:
         seconds["runner start"] = time.perf_counter() - t0
         # 1. read + clean: each input file in ranges of runtime.unit_records records
         base = {"out_dir": out_dir, "recipe": recipe}

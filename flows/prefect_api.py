@@ -77,8 +77,14 @@ def embedded_api(timeout: float = 120, on_loss=None):
         if on_loss is not None:
             threading.Thread(target=_watch, args=(proc, done, on_loss), daemon=True).start()
         # in the environment too: worker processes (the local pool, a local Dask cluster) use this server
+        # and in the process-global settings: threads that carry no settings context of their own (the
+        # process pool's thread that forwards the workers' logs and events) read those, and without this
+        # would each start a temporary server of their own
+        from prefect.context import refresh_global_settings_context
+
         before = os.environ.get("PREFECT_API_URL")
         os.environ["PREFECT_API_URL"] = url
+        refresh_global_settings_context()
         with temporary_settings(updates={PREFECT_API_URL: url}):
             try:
                 yield url
@@ -92,6 +98,7 @@ def embedded_api(timeout: float = 120, on_loss=None):
                     os.environ.pop("PREFECT_API_URL", None)
                 else:
                     os.environ["PREFECT_API_URL"] = before
+                refresh_global_settings_context()
     finally:
         done.set()
         stop_process(proc)

@@ -1,5 +1,5 @@
-"""The task runner a recipe's ``runtime`` asks for: the flow's own process (default), a local pool of
-``workers`` processes when ``workers`` > 1, or a Dask cluster (a running one at
+"""The task runner a recipe's ``runtime`` asks for: the flow's own process, a local pool of ``workers``
+processes when ``workers`` > 1 (unset: one per core for large inputs, see local_workers), or a Dask cluster (a running one at
 ``address``, or a local one of ``workers`` processes started for the run)."""
 
 from __future__ import annotations
@@ -28,9 +28,22 @@ def _worker_start(parent: int) -> None:
             h.addFilter(HandledErrors())
 
 
-def task_runner(runtime: RuntimeSpec):
+# a local build with ``workers`` unset takes a pool of one worker per core from this much input on; a
+# smaller one runs in the flow's process (starting a pool costs seconds that a small build never wins back)
+AUTO_POOL_BYTES = 64 * 2**20
+
+
+def local_workers(runtime: RuntimeSpec, input_bytes: int) -> int:
+    """The local pool's size: ``runtime.workers``, or when unset one per core for inputs of at least
+    AUTO_POOL_BYTES and 1 (the flow's process) below."""
+    if runtime.workers:
+        return runtime.workers
+    return (os.cpu_count() or 1) if input_bytes >= AUTO_POOL_BYTES else 1
+
+
+def task_runner(runtime: RuntimeSpec, input_bytes: int = 0):
     if runtime.engine == "local":
-        workers = runtime.workers or 1
+        workers = local_workers(runtime, input_bytes)
         if workers == 1:  # every task in the flow's process, one at a time (CPU-bound: threads only interleave)
             return ThreadPoolTaskRunner(max_workers=1)
         # workers die with the flow's process (a killed build leaves none running)

@@ -59,7 +59,8 @@ class RuntimeSpec(Strict):
 
     engine: Literal["local", "dask"] = "local"
     address: str | None = None  # dask: scheduler of a running cluster, e.g. tcp://host:8786
-    # local: worker processes of a pool (default 1: every task in the flow's process);
+    # local: worker processes of a pool (unset: one per core when the inputs reach 64 MB, else every
+    # task in the flow's process; 1: always in the flow's process);
     # dask without address: the local cluster's size
     workers: int | None = Field(default=None, gt=0)
     threads_per_worker: int = Field(default=1, gt=0)

@@ -65,13 +65,11 @@ def output_rows(work: UnitStore, clean_keys: list[str], table: str, gone: dict) 
 
 def _unit_rejects(work: UnitStore, key: str, gone: dict) -> Iterator[Row]:
     """One unit's rejects: its cleaning rejects and its duplicates, in id order."""
-    dups = (
-        _duplicate(r, gone[r["id"]])
+    dups = [
+        (_duplicate(r, gone[r["id"]]) for r in work.iter_rows("clean", key, table, batch=MERGE_BATCH) if r["id"] in gone)
         for table in DATA_TABLES
-        for r in work.iter_rows("clean", key, table, batch=MERGE_BATCH)
-        if r["id"] in gone
-    )
-    yield from _by_id([work.iter_rows("clean", key, "rejects", batch=MERGE_BATCH), iter(sorted(dups, key=lambda r: r["id"]))])
+    ]  # each table of a unit is in id order: merged, not sorted, so that a unit's duplicates stream too
+    yield from _by_id([work.iter_rows("clean", key, "rejects", batch=MERGE_BATCH), *dups])
 
 
 def _duplicate(row: Row, found: tuple[str, str, float | None]) -> Row:

@@ -82,6 +82,11 @@ def _from_arrow(table: pa.Table) -> list[Row]:
     return rows
 
 
+# rows per Parquet row group in a unit: a reader streaming a unit (the writer's k-way merge holds one
+# stream per unit) decodes a whole row group at a time, so this bounds the merge's memory per unit
+UNIT_ROW_GROUP = 1024
+
+
 def work_root(out_dir: Path) -> Path:
     """``.NAME.work`` beside the output directory NAME."""
     out_dir = Path(out_dir)
@@ -153,7 +158,7 @@ class UnitStore:
         tmp.mkdir(parents=True)
         for name, table in tables.items():
             path = tmp / f"{name}.parquet"
-            pq.write_table(table, path, compression="zstd")
+            pq.write_table(table, path, compression="zstd", row_group_size=UNIT_ROW_GROUP)
             _fsync(path)
         for name, array in (arrays or {}).items():
             np.save(tmp / f"{name}.npy", array)

@@ -55,10 +55,15 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+ROW_GROUP = 50_000  # rows per Parquet row group in an output shard
+_BATCH = 2048  # rows turned into one Arrow batch at a time while a shard fills
+
+
 class ShardStream:
     """Rows in id order in, ``{table}/{split}-0000i-of-0000N.parquet`` shards of ``shard_rows`` rows out
-    (zstd), written as each fills; ``total`` (the row count, known in advance) fixes N. Memory: one
-    shard's rows.
+    (zstd, row groups of ROW_GROUP rows), each written as it fills; ``total`` (the row count, known in
+    advance) fixes N. Memory: one row group as Arrow (rows become Arrow batches of _BATCH as they come;
+    a full row group is written at once), so a shard of any size streams.
 
     ``reuse``: a shard file that already exists is taken as it is (a resumed staging directory whose key
     says it holds exactly these rows; files appear only complete, by rename).
@@ -69,38 +74,78 @@ class ShardStream:
         self.out_dir, self.table, self.split, self.schema = out_dir, table, split, schema
         self.total, self.shard_rows, self.reuse = total, shard_rows, reuse
         self.n = (total + shard_rows - 1) // shard_rows
-        self.buffer: list[Row] = []
         self.written: list[WrittenShard] = []
         self.seen = 0
+        self._rows: list[Row] = []  # rows not yet in a batch
+        self._batches: list[pa.RecordBatch] = []  # the row group being filled
+        self._grouped = 0  # rows in _batches
+        self._in_shard = 0  # rows of the current shard so far
+        self._writer: pq.ParquetWriter | None = None
+        self._tmp: Path | None = None
+        self._skip = False  # the current shard exists already (reuse): its rows are only counted
+
+    def _rel(self) -> str:
+        return f"{self.table}/{self.split}-{len(self.written):05d}-of-{self.n:05d}.parquet"
 
     def add(self, row: Row) -> None:
-        self.buffer.append(row)
+        if self._in_shard == 0:
+            self._skip = self.reuse and (self.out_dir / self._rel()).is_file()
         self.seen += 1
-        if len(self.buffer) == self.shard_rows:
-            self._flush()
+        self._in_shard += 1
+        if not self._skip:
+            self._rows.append(row)
+            if len(self._rows) == _BATCH:
+                self._batch()
+            if self._grouped + len(self._rows) == ROW_GROUP:
+                self._write_group()
+        if self._in_shard == self.shard_rows:
+            self._finish()
 
-    def _flush(self) -> None:
-        i = len(self.written)
-        rel = f"{self.table}/{self.split}-{i:05d}-of-{self.n:05d}.parquet"
-        path = self.out_dir / rel
-        sub = self.split if self.table != "rejects" else None
-        rows, self.buffer = self.buffer, []
-        if self.reuse and path.is_file():
-            self.written.append(WrittenShard(rel, self.table, sub, len(rows), sha256_of(path), reused=True))
+    def _batch(self) -> None:
+        if self._rows:
+            self._batches.append(pa.RecordBatch.from_pylist(self._rows, schema=self.schema))
+            self._grouped += len(self._rows)
+            self._rows = []
+
+    def _write_group(self) -> None:
+        self._batch()
+        if not self._batches:
             return
-        arrow = pa.Table.from_pylist(rows, schema=self.schema)
-        atomic_write(
-            path,
-            lambda tmp, t=arrow: pq.write_table(
-                t, tmp, compression="zstd", use_dictionary=True, write_statistics=True, row_group_size=50_000
-            ),
-        )
-        self.written.append(WrittenShard(rel, self.table, sub, len(rows), sha256_of(path)))
+        if self._writer is None:
+            path = self.out_dir / self._rel()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            self._writer = pq.ParquetWriter(
+                self._tmp, self.schema, compression="zstd", use_dictionary=True, write_statistics=True
+            )
+        self._writer.write_table(pa.Table.from_batches(self._batches, self.schema), row_group_size=ROW_GROUP)
+        self._batches, self._grouped = [], 0
+
+    def _finish(self) -> None:
+        rel = self._rel()
+        sub = self.split if self.table != "rejects" else None
+        rows, self._in_shard = self._in_shard, 0
+        path = self.out_dir / rel
+        if self._skip:
+            self.written.append(WrittenShard(rel, self.table, sub, rows, sha256_of(path), reused=True))
+            return
+        self._write_group()
+        writer, tmp, self._writer, self._tmp = self._writer, self._tmp, None, None
+        try:
+            writer.close()
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            failpoint("write-tmp")
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        self.written.append(WrittenShard(rel, self.table, sub, rows, sha256_of(path)))
         failpoint("write-shard")
 
     def close(self) -> list[WrittenShard]:
-        if self.buffer:
-            self._flush()
+        if self._in_shard:
+            self._finish()
         if self.seen != self.total:  # the count the shard names were made from was wrong: a bug
             raise RuntimeError(f"{self.table}/{self.split}: {self.seen} rows written, {self.total} expected")
         return self.written
