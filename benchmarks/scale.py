@@ -8,8 +8,8 @@ document (i + r * 7919) mod base (instruction and input of i, outputs of both; t
 replicas are new documents to exact and near dedup, not copies of the base. Instruction rows are written
 as Alpaca JSON lines, text rows as RedPajama .jsonl.zst, ``--files`` files of each.
 
-Every build is the real CLI (``python -m pipeline build``) in a fresh process with the default runtime (a
-process pool of one worker per CPU); a sampler reads the RSS of the CLI's whole process tree (workers
+Every build is the real CLI (``python -m pipeline build``) in a fresh process with the default runtime (from 64 MB
+of input a process pool of one worker per CPU); a sampler reads the RSS of the CLI's whole process tree (workers
 and Prefect's API server included) every 0.2 s. Printed per size: seconds, docs/s, peak RSS of the
 largest process and of the tree's sum, bytes written to the work directory (.NAME.work) and to DIR.
 
@@ -23,6 +23,7 @@ import argparse
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -122,6 +123,7 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.root = psutil.Process(pid)
         self.peak_one = self.peak_sum = 0
+        self.samples: list[tuple[float, int]] = []  # (epoch seconds, RSS of the largest process)
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -137,9 +139,38 @@ class Sampler(threading.Thread):
                 except psutil.Error:
                     pass
             if rss:
+                self.samples.append((time.time(), max(rss)))
                 self.peak_one = max(self.peak_one, max(rss))
                 self.peak_sum = max(self.peak_sum, sum(rss))
             time.sleep(0.2)
+
+
+# the flow's log lines that end each stage (flows/build.py's progress and summary lines)
+STAGE_ENDS = [
+    ("read+clean", re.compile(r"read\+clean: (\d+)/\1 files")),
+    ("exact dedup", re.compile(r"exact dedup: (\d+)/\1 buckets")),
+    ("signatures", re.compile(r"signatures: (\d+)/\1 units")),
+    ("near dedup", re.compile(r"Flow run .* - dedup: ")),
+    ("write", re.compile(r"Flow run .* - work done: ")),
+]
+
+
+def stage_peaks(log: Path, samples: list[tuple[float, int]], day: float) -> dict[str, int]:
+    """Peak RSS of the largest process in each stage, the stages cut at the times the log says each
+    ended (log times are HH:MM:SS.mmm of ``day``, local time)."""
+    ends = {}
+    for line in log.read_text(errors="replace").splitlines():
+        for name, pat in STAGE_ENDS:
+            if name not in ends and pat.search(line):
+                h, m, sec = line[:12].split(":")
+                ends[name] = day + int(h) * 3600 + int(m) * 60 + float(sec)
+    out, start = {}, 0.0
+    for name, _ in STAGE_ENDS:
+        if name in ends:
+            inside = [r for t, r in samples if start <= t <= ends[name]]
+            out[name] = max(inside, default=0)
+            start = ends[name]
+    return out
 
 
 def du(path: Path) -> int:
@@ -150,7 +181,7 @@ def build(r: Path, out: Path) -> dict:
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PIPELINE_FAILPOINT", None)
     work = out.parent / f".{out.name}.work"
-    t = time.perf_counter()
+    t, t0 = time.perf_counter(), time.time()
     log = open(out.parent / f"{out.name}.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "build", str(r), "--out", str(out), "--fresh"],
@@ -164,7 +195,9 @@ def build(r: Path, out: Path) -> dict:
     sampler.join()
     if rc != 0:
         sys.exit(f"build failed (exit {rc}); see {log.name}")
+    midnight = time.mktime(time.localtime(t0)[:3] + (0, 0, 0, 0, 0, -1))
     return {
+        "stage_peaks": stage_peaks(out.parent / f"{out.name}.log", sampler.samples, midnight),
         "seconds": seconds,
         "peak_one": sampler.peak_one,
         "peak_sum": sampler.peak_sum,
@@ -207,6 +240,8 @@ def main() -> None:
             flush=True,
         )
         print(f"  stage seconds: {res['last_run']['seconds']}", flush=True)
+        peaks = ", ".join(f"{k} {v / 2**20:,.0f} MB" for k, v in res["stage_peaks"].items())
+        print(f"  peak RSS of the largest process per stage: {peaks}; workers {res['last_run']['workers']}", flush=True)
         shutil.rmtree(d)
     if len(rows) > 1:
         ratio = rows[-1][1]["peak_one"] / rows[0][1]["peak_one"]
@@ -222,7 +257,8 @@ def main() -> None:
             f"one .jsonl.zst: {n:,} docs, {raw / 2**20:,.0f} MB of JSON lines ({size / 2**20:,.0f} MB compressed): "
             f"{res['seconds']:.0f} s, {n / res['seconds']:,.0f} docs/s, peak RSS largest process "
             f"{res['peak_one'] / 2**20:,.0f} MB, tree {res['peak_sum'] / 2**20:,.0f} MB; "
-            f"clean units {res['last_run']['clean_units']}",
+            f"clean units {res['last_run']['clean_units']}; per stage "
+            + ", ".join(f"{k} {v / 2**20:,.0f} MB" for k, v in res["stage_peaks"].items()),
             flush=True,
         )
         shutil.rmtree(d)

@@ -65,7 +65,7 @@ class RuntimeSpec(Strict):
     workers: int | None = Field(default=None, gt=0)
     threads_per_worker: int = Field(default=1, gt=0)
     # records per clean unit: a larger input file is cleaned (and resumed) in ranges of this many
-    unit_records: int = Field(default=50_000, gt=0)
+    unit_records: int = Field(default=20_000, gt=0)
     # exact dedup partitions (by the first byte of the key), each its own task
     buckets: int = Field(default=8, gt=0, le=256)
 

@@ -215,12 +215,7 @@ def cluster(store, ids: np.ndarray, prios: np.ndarray, threshold: float, bands: 
     """Near duplicates among the documents of ``store`` (anything with ``band(j)`` -> (n, rows) and
     ``row(i)`` -> signature), given their ids (S32) and source priorities in the store's order."""
     uf = _UnionFind()
-    cache: dict[int, np.ndarray] = {}
-
-    def sig(i: int) -> np.ndarray:
-        if i not in cache:
-            cache[i] = store.row(i)
-        return cache[i]
+    sig = store.row  # read as needed: a band's candidates can be most of the corpus, so nothing is cached
 
     for j in range(bands):
         failpoint("near-band")
@@ -242,15 +237,15 @@ def cluster(store, ids: np.ndarray, prios: np.ndarray, threshold: float, bands: 
             members = usable[order[start:end]].tolist()
             while len(members) > 1:  # star around the first member; the unmatched form the next star
                 head, rest = members[0], []
+                head_sig = sig(head)
                 for m in members[1:]:
                     if uf.find(m) == uf.find(head):
                         continue
-                    if estimated_jaccard(sig(head), sig(m)) >= threshold:
+                    if estimated_jaccard(head_sig, sig(m)) >= threshold:
                         uf.union(head, m)
                     else:
                         rest.append(m)
                 members = rest
-        cache.clear()
     groups: dict[int, list[int]] = {}
     for x in list(uf.parent):
         root = uf.find(x)

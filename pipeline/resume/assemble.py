@@ -3,26 +3,31 @@
 - ``kept_rows``: the rows the cleaning kept, table by table and unit by unit (for the dedup passes,
   which need only their text columns and do not care about order);
 - ``dropped``: the duplicates the dedup units found (id -> reason, duplicate_of, similarity);
-- ``output_rows`` / ``output_rejects``: what the build writes, in id order: each unit's rows are sorted
-  by id (UnitStore.save), so a k-way merge over the units gives the global order without a sort;
+- ``output_rows`` / ``output_rejects``: what the build writes, in id order, as Arrow tables: ids are
+  uniform hashes, so the id space is cut into ranges of about PART_ROWS rows; each range is read from
+  every unit (units are sorted by id, so row-group statistics skip the rest) and sorted at once in Arrow;
   duplicates become rejects here, from their unit's row (the record they keep is the cleaned row's
   original fields, as before);
 - ``split_counts``: rows per split of a table, from the id column alone (the writer must know how
   many shards there will be before it writes the first).
 
-Memory: ``dropped`` holds one entry per duplicate; the merges hold one batch per unit.
+Memory: ``dropped`` holds one entry per duplicate; the writer's streams hold one id range (about
+PART_ROWS rows, twice while it is sorted) and one row group per unit being read.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections import Counter
 from collections.abc import Iterator
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from pipeline.records import Row, reject
-from pipeline.resume.store import UnitStore
+from pipeline.resume.store import UnitStore, rows_of
 from pipeline.sink.output import BuildRows
 from pipeline.sink.split import split_of
+from schemas.columns import TABLE_SCHEMAS
 
 DATA_TABLES = ("instruct", "text")
 # the columns the dedup passes read: lineage the keep rule and near dedup need, and the text fields
@@ -30,7 +35,6 @@ DEDUP_COLUMNS = {
     "instruct": ["id", "source", "lang", "instruction", "input", "output"],
     "text": ["id", "source", "lang", "text"],
 }
-MERGE_BATCH = 512  # rows per unit held by the k-way merges
 
 
 def kept_rows(work: UnitStore, clean_keys: list[str]) -> Iterator[Row]:
@@ -53,23 +57,39 @@ def dropped(work: UnitStore, passes: dict[str, list[str]]) -> dict[str, tuple[st
     return out
 
 
-def _by_id(streams: list[Iterator[Row]]) -> Iterator[Row]:
-    return heapq.merge(*streams, key=lambda r: r["id"])
+PART_ROWS = 65_536  # about this many rows per write partition (an id range), sorted in Arrow at once
 
 
-def output_rows(work: UnitStore, clean_keys: list[str], table: str, gone: dict) -> Iterator[Row]:
-    """The kept rows of ``table`` across all units, minus the duplicates, in id order."""
-    streams = [work.iter_rows("clean", k, table, batch=MERGE_BATCH) for k in clean_keys]
-    return (r for r in _by_id(streams) if r["id"] not in gone)
+def id_ranges(rows: int) -> list[tuple[str | None, str | None]]:
+    """Contiguous id ranges (lo inclusive, hi exclusive, None open) that cut ``rows`` uniformly spread
+    ids (hex digests) into parts of about PART_ROWS rows; in order, so that their concatenation is id
+    order."""
+    parts = max(1, -(-rows // PART_ROWS))
+    bounds: list[str | None] = [f"{(i << 32) // parts:08x}" for i in range(1, parts)]
+    return list(zip([None, *bounds], [*bounds, None], strict=True))
 
 
-def _unit_rejects(work: UnitStore, key: str, gone: dict) -> Iterator[Row]:
-    """One unit's rejects: its cleaning rejects and its duplicates, in id order."""
-    dups = [
-        (_duplicate(r, gone[r["id"]]) for r in work.iter_rows("clean", key, table, batch=MERGE_BATCH) if r["id"] in gone)
-        for table in DATA_TABLES
-    ]  # each table of a unit is in id order: merged, not sorted, so that a unit's duplicates stream too
-    yield from _by_id([work.iter_rows("clean", key, "rejects", batch=MERGE_BATCH), *dups])
+def _sorted(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    t = pa.concat_tables([pa.Table.from_arrays(x.select(schema.names).columns, schema=schema) for x in tables])
+    return t.take(pc.sort_indices(t, [("id", "ascending")])) if t.num_rows > 1 else t
+
+
+def _gone_ids(gone: dict) -> pa.Array:
+    return pa.array(sorted(gone), pa.string())
+
+
+def output_rows(work: UnitStore, clean_keys: list[str], table: str, gone: dict, total: int) -> Iterator[pa.Table]:
+    """The kept rows of ``table`` across all units, minus the duplicates, in id order: one Arrow table per
+    id range (each range read from every unit, its rows sorted at once)."""
+    schema, ids = TABLE_SCHEMAS[table], _gone_ids(gone)
+    for lo, hi in id_ranges(total):
+        parts = []
+        for key in clean_keys:
+            t = work.id_range("clean", key, table, lo, hi)
+            if t is not None and t.num_rows:
+                parts.append(t.filter(pc.invert(pc.is_in(t.column("id"), value_set=ids))) if len(ids) else t)
+        if parts:
+            yield _sorted(parts, schema)
 
 
 def _duplicate(row: Row, found: tuple[str, str, float | None]) -> Row:
@@ -78,9 +98,29 @@ def _duplicate(row: Row, found: tuple[str, str, float | None]) -> Row:
     return reject(row, "dedup", reason, detail, None, duplicate_of=of)
 
 
-def output_rejects(work: UnitStore, clean_keys: list[str], gone: dict) -> Iterator[Row]:
-    """Every reject of the build (parse, filter, licence, dedup), in id order."""
-    return _by_id([_unit_rejects(work, k, gone) for k in clean_keys])
+def output_rejects(work: UnitStore, clean_keys: list[str], gone: dict, total: int) -> Iterator[pa.Table]:
+    """Every reject of the build (parse, filter, licence, dedup), in id order, one Arrow table per id
+    range; a duplicate becomes a reject from its unit's row (the record it keeps is the cleaned row's
+    original fields)."""
+    schema, ids = TABLE_SCHEMAS["rejects"], _gone_ids(gone)
+    for lo, hi in id_ranges(total):
+        parts = []
+        for key in clean_keys:
+            t = work.id_range("clean", key, "rejects", lo, hi)
+            if t is not None and t.num_rows:
+                parts.append(t)
+            if not len(ids):
+                continue
+            for table in DATA_TABLES:
+                t = work.id_range("clean", key, table, lo, hi)
+                if t is None or not t.num_rows:
+                    continue
+                dups = t.filter(pc.is_in(t.column("id"), value_set=ids))
+                if dups.num_rows:
+                    rows = [_duplicate(r, gone[r["id"]]) for r in rows_of(dups)]
+                    parts.append(pa.Table.from_pylist(rows, schema=schema))
+        if parts:
+            yield _sorted(parts, schema)
 
 
 def split_counts(work: UnitStore, clean_keys: list[str], table: str, gone: dict, validation: float, seed: int) -> Counter:
@@ -102,9 +142,11 @@ def reject_count(work: UnitStore, clean_keys: list[str], gone: dict) -> int:
 
 def build_rows(work: UnitStore, clean_keys: list[str], gone: dict, validation: float, seed: int) -> BuildRows:
     """The writer's streams over the clean units, minus the duplicates in ``gone``."""
+    splits = {t: split_counts(work, clean_keys, t, gone, validation, seed) for t in DATA_TABLES}
+    rejects = reject_count(work, clean_keys, gone)
     return BuildRows(
-        kept={t: (lambda t=t: output_rows(work, clean_keys, t, gone)) for t in DATA_TABLES},
-        split_counts={t: split_counts(work, clean_keys, t, gone, validation, seed) for t in DATA_TABLES},
-        rejects=lambda: output_rejects(work, clean_keys, gone),
-        reject_count=reject_count(work, clean_keys, gone),
+        kept={t: (lambda t=t: output_rows(work, clean_keys, t, gone, sum(splits[t].values()))) for t in DATA_TABLES},
+        split_counts=splits,
+        rejects=lambda: output_rejects(work, clean_keys, gone, rejects),
+        reject_count=rejects,
     )

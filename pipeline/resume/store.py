@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.records import ORIGINAL, Row, table_of
@@ -72,6 +73,11 @@ def _to_arrow(rows: list[Row], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pylist(out, schema=schema)
 
 
+def rows_of(table: pa.Table) -> list[Row]:
+    """A unit table's rows as the row dicts the stages use (ORIGINAL parsed back)."""
+    return _from_arrow(table)
+
+
 def _from_arrow(table: pa.Table) -> list[Row]:
     rows = table.to_pylist()
     if ORIGINAL in table.column_names:
@@ -82,8 +88,8 @@ def _from_arrow(table: pa.Table) -> list[Row]:
     return rows
 
 
-# rows per Parquet row group in a unit: a reader streaming a unit (the writer's k-way merge holds one
-# stream per unit) decodes a whole row group at a time, so this bounds the merge's memory per unit
+# rows per Parquet row group in a unit: a reader decodes a whole row group at a time, and the writer
+# reads an id range of every unit through the groups' id statistics, so small groups waste little
 UNIT_ROW_GROUP = 1024
 
 
@@ -136,7 +142,7 @@ class UnitStore:
         self, stage: str, key: str, rows: list[Row], info: dict, extra: dict[str, pa.Table] | None = None
     ) -> None:
         """Write the unit whole under a temporary name, then rename it into place; each table's rows are
-        sorted by id, so that the build's writer can merge units into id order without sorting."""
+        sorted by id, so that the build's writer can read id ranges of every unit through row-group statistics."""
         tables: dict[str, list[Row]] = {}
         for r in rows:
             tables.setdefault(table_of(r), []).append(r)
@@ -170,6 +176,35 @@ class UnitStore:
             shutil.rmtree(tmp)
             return
         os.replace(tmp, final)
+
+    def id_range(
+        self, stage: str, key: str, name: str, lo: str | None, hi: str | None, columns: list[str] | None = None
+    ) -> pa.Table | None:
+        """The rows of one table of a unit (stored sorted by id) with lo <= id < hi (None: open end),
+        in id order; only the row groups whose id statistics overlap the range are read."""
+        path = self.unit_path(stage, key) / f"{name}.parquet"
+        if not path.is_file():
+            return None
+        f = pq.ParquetFile(path)
+        col = f.schema_arrow.get_field_index("id")
+        groups = []
+        for g in range(f.metadata.num_row_groups):
+            st = f.metadata.row_group(g).column(col).statistics
+            if st is None or not st.has_min_max:  # an empty group, or no statistics: read it to be safe
+                groups.append(g)
+            elif (hi is None or st.min < hi) and (lo is None or st.max >= lo):
+                groups.append(g)
+        if not groups:
+            return f.schema_arrow.empty_table().select(columns) if columns else f.schema_arrow.empty_table()
+        t = f.read_row_groups(groups, columns=columns)
+        ids = t.column("id")
+        mask = None
+        if lo is not None:
+            mask = pc.greater_equal(ids, lo)
+        if hi is not None:
+            below = pc.less(ids, hi)
+            mask = below if mask is None else pc.and_(mask, below)
+        return t if mask is None else t.filter(mask)
 
     def table(self, stage: str, key: str, name: str, columns: list[str] | None = None) -> pa.Table | None:
         """One table of a unit as Arrow (None when the unit has no such table)."""

@@ -10,6 +10,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from pipeline.records import Row
 from pipeline.sink.card import dataset_card
 from pipeline.sink.parquet import ShardStream, WrittenShard, atomic_write_text, write_shards
@@ -33,13 +36,18 @@ class Written:
 
 @dataclass
 class BuildRows:
-    """What a build writes, as streams in id order (pipeline/resume/assemble.py makes them): for each
-    data table a function giving its kept rows and their count per split, and the rejects likewise."""
+    """What a build writes, as streams of Arrow tables (in the table's schema) in id order
+    (pipeline/resume/assemble.py makes them): for each data table a function giving its kept rows and
+    their count per split, and the rejects likewise."""
 
-    kept: dict[str, Callable[[], Iterable[Row]]]
+    kept: dict[str, Callable[[], Iterable[pa.Table]]]
     split_counts: dict[str, Counter]
-    rejects: Callable[[], Iterable[Row]]
+    rejects: Callable[[], Iterable[pa.Table]]
     reject_count: int
+
+
+# the columns the manifest's tally and the report's statistics read from each kept row
+STAT_COLUMNS = ("source", "lang", "license", "instruction", "input", "output", "text")
 
 
 class Tally:
@@ -83,7 +91,8 @@ def write_build(
 ) -> Written:
     """Write everything into ``out_dir`` (a staging directory): shards, manifest, card and report.
 
-    Rows stream through: memory holds one shard per split being written, never the table.
+    Rows stream through as Arrow tables: memory holds the chunk being written and one row group per
+    split being filled, never the table.
     ``reuse``: shards already in ``out_dir`` are kept (a resumed staging directory, see StagingDir).
     """
     read = Counter()
@@ -98,18 +107,26 @@ def write_build(
             split: ShardStream(out_dir, table, split, rows.split_counts[table][split], TABLE_SCHEMAS[table], shard_rows, reuse)
             for split in ("train", "validation")
         }
-        for row in rows.kept[table]():
-            split = split_of(row["id"], recipe.split.validation, recipe.split.seed)
-            tally.add_kept(row)
-            stats.add_kept(table, split, row)
-            streams[split].add(row)
+        names = [c for c in STAT_COLUMNS if c in TABLE_SCHEMAS[table].names]
+        for chunk in rows.kept[table]():
+            splits = [split_of(i, recipe.split.validation, recipe.split.seed) for i in chunk.column("id").to_pylist()]
+            for row, split in zip(chunk.select(names).to_pylist(), splits, strict=True):
+                tally.add_kept(row)
+                stats.add_kept(table, split, row)
+            if "validation" not in splits:
+                streams["train"].add_table(chunk)
+                continue
+            mask = pa.array([s == "validation" for s in splits])
+            streams["train"].add_table(chunk.filter(pc.invert(mask)))
+            streams["validation"].add_table(chunk.filter(mask))
         for split in ("train", "validation"):
             shards += streams[split].close()
     rejects = ShardStream(out_dir, "rejects", "rejects", rows.reject_count, TABLE_SCHEMAS["rejects"], shard_rows, reuse)
-    for row in rows.rejects():
-        tally.add_reject(row)
-        stats.add_reject(row)
-        rejects.add(row)
+    for chunk in rows.rejects():
+        for row in chunk.select(["source", "stage", "reason", "duplicate_of"]).to_pylist():
+            tally.add_reject(row)
+            stats.add_reject(row)
+        rejects.add_table(chunk)
     shards += rejects.close()
     counts = tally.counts(recipe, read)
     manifest = write_manifest(out_dir, recipe, inputs, shards, counts, stages=stage_counts or {})

@@ -62,8 +62,9 @@ _BATCH = 2048  # rows turned into one Arrow batch at a time while a shard fills
 class ShardStream:
     """Rows in id order in, ``{table}/{split}-0000i-of-0000N.parquet`` shards of ``shard_rows`` rows out
     (zstd, row groups of ROW_GROUP rows), each written as it fills; ``total`` (the row count, known in
-    advance) fixes N. Memory: one row group as Arrow (rows become Arrow batches of _BATCH as they come;
-    a full row group is written at once), so a shard of any size streams.
+    advance) fixes N. Rows come as Arrow tables (``add_table``) or one by one (``add``, turned into
+    batches of _BATCH). Memory: one row group as Arrow, written at once when full, so a shard of any
+    size streams.
 
     ``reuse``: a shard file that already exists is taken as it is (a resumed staging directory whose key
     says it holds exactly these rows; files appear only complete, by rename).
@@ -76,8 +77,8 @@ class ShardStream:
         self.n = (total + shard_rows - 1) // shard_rows
         self.written: list[WrittenShard] = []
         self.seen = 0
-        self._rows: list[Row] = []  # rows not yet in a batch
-        self._batches: list[pa.RecordBatch] = []  # the row group being filled
+        self._rows: list[Row] = []  # rows given one by one, not yet in a batch
+        self._batches: list[pa.Table] = []  # the row group being filled
         self._grouped = 0  # rows in _batches
         self._in_shard = 0  # rows of the current shard so far
         self._writer: pq.ParquetWriter | None = None
@@ -88,27 +89,37 @@ class ShardStream:
         return f"{self.table}/{self.split}-{len(self.written):05d}-of-{self.n:05d}.parquet"
 
     def add(self, row: Row) -> None:
-        if self._in_shard == 0:
-            self._skip = self.reuse and (self.out_dir / self._rel()).is_file()
-        self.seen += 1
-        self._in_shard += 1
-        if not self._skip:
-            self._rows.append(row)
-            if len(self._rows) == _BATCH:
-                self._batch()
-            if self._grouped + len(self._rows) == ROW_GROUP:
-                self._write_group()
-        if self._in_shard == self.shard_rows:
-            self._finish()
+        """One row (the next in id order); rows become Arrow batches of _BATCH."""
+        self._rows.append(row)
+        if len(self._rows) == _BATCH:
+            self._flush_rows()
 
-    def _batch(self) -> None:
+    def _flush_rows(self) -> None:
         if self._rows:
-            self._batches.append(pa.RecordBatch.from_pylist(self._rows, schema=self.schema))
-            self._grouped += len(self._rows)
-            self._rows = []
+            rows, self._rows = self._rows, []
+            self.add_table(pa.Table.from_pylist(rows, schema=self.schema))
+
+    def add_table(self, table: pa.Table) -> None:
+        """The next rows in id order, as an Arrow table in this stream's schema."""
+        self._flush_rows() if self._rows else None
+        while table.num_rows:
+            if self._in_shard == 0:
+                self._skip = self.reuse and (self.out_dir / self._rel()).is_file()
+            take = min(table.num_rows, self.shard_rows - self._in_shard)
+            if not self._skip:
+                take = min(take, ROW_GROUP - self._grouped)
+            piece, table = table.slice(0, take), table.slice(take)
+            self.seen += take
+            self._in_shard += take
+            if not self._skip:
+                self._batches.append(piece)
+                self._grouped += take
+                if self._grouped == ROW_GROUP:
+                    self._write_group()
+            if self._in_shard == self.shard_rows:
+                self._finish()
 
     def _write_group(self) -> None:
-        self._batch()
         if not self._batches:
             return
         if self._writer is None:
@@ -118,7 +129,8 @@ class ShardStream:
             self._writer = pq.ParquetWriter(
                 self._tmp, self.schema, compression="zstd", use_dictionary=True, write_statistics=True
             )
-        self._writer.write_table(pa.Table.from_batches(self._batches, self.schema), row_group_size=ROW_GROUP)
+        group = pa.concat_tables(self._batches)
+        self._writer.write_table(pa.Table.from_arrays(group.columns, schema=self.schema), row_group_size=ROW_GROUP)
         self._batches, self._grouped = [], 0
 
     def _finish(self) -> None:
@@ -144,6 +156,7 @@ class ShardStream:
         failpoint("write-shard")
 
     def close(self) -> list[WrittenShard]:
+        self._flush_rows()
         if self._in_shard:
             self._finish()
         if self.seen != self.total:  # the count the shard names were made from was wrong: a bug
