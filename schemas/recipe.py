@@ -82,8 +82,13 @@ class SplitSpec(Strict):
 
 
 class LicensePolicy(Strict):
+    """Which licences a build keeps, compared per row (a row's own licence, else its source's) and
+    case-insensitively. A refused row's reject keeps its lineage and reason; its text only with
+    ``keep_rejected_text`` (a build must not ship the very records its policy refuses)."""
+
     allow: list[str] | None = None
     deny: list[str] = []
+    keep_rejected_text: bool = False
 
 
 class CleanSpec(Strict):

@@ -62,7 +62,8 @@ class CleanStage:
         lic = license_reason(row["license"], self.license_policy)
         if lic:
             self.counts[f"license:{lic}"] += 1
-            return reject(row, "license", lic.split(":")[0], row["license"], original)
+            record = original if self.license_policy.keep_rejected_text else ""  # see LicensePolicy
+            return reject(row, "license", lic.split(":")[0], row["license"], record)
         norm = normalize_row(row)
         text = record_text(norm)
         fast = detect_fast(text)

@@ -6,10 +6,14 @@ from collections import Counter
 
 import yaml
 
+from pipeline.licenses import duties, no_derivatives
 from schemas.manifest import Manifest
 
 
-def dataset_card(manifest: Manifest, licenses: Counter, languages: Counter) -> str:
+def dataset_card(manifest: Manifest, licenses: Counter, languages: Counter, tasks: Counter | None = None) -> str:
+    """The card: YAML header (licence, languages, one config per table) and tables of counts, licences
+    with the duties each carries, and languages. ``tasks``: (licence, task) -> kept rows, for the note on
+    no-derivatives licences over summarisation or translation rows."""
     configs = []
     for table in ("instruct", "text", "rejects"):
         splits = sorted({s.split or "rejects" for s in manifest.shards if s.table == table}, key=_split_order)
@@ -46,11 +50,27 @@ def dataset_card(manifest: Manifest, licenses: Counter, languages: Counter) -> s
     lines += ["## Counts", "", "| source | read | kept | rejected |", "|---|---:|---:|---:|"]
     for name, c in manifest.counts.items():
         lines.append(f"| {name} | {c.read} | {c.kept} | {sum(c.rejected.values())} |")
-    lines += ["", "## Licences of kept rows", "", "| licence | rows |", "|---|---:|"]
-    lines += [f"| {k} | {licenses[k]} |" for k in lic]
+    lines += ["", "## Licences of kept rows", "", "| licence | rows | duties |", "|---|---:|---|"]
+    lines += [f"| {_cell(k)} | {licenses[k]} | {_cell(duties(k)) or 'not known: check the source'} |" for k in lic]
+    derived = sorted(
+        (k, t, n) for (k, t), n in (tasks or {}).items() if no_derivatives(k) and t in DERIVED_TASKS
+    )
+    if derived:
+        lines += ["", "No-derivatives licences on rows whose target is made from the work (a summary or a"]
+        lines += ["translation is an adaptation): whether training on them, or shipping them, is allowed is a"]
+        lines += ["question for the rights holder or a lawyer, not answered here.", ""]
+        lines += [f"- {_cell(k)}: {n} {t} rows" for k, t, n in derived]
     lines += ["", "## Languages of kept rows", "", "| language | rows |", "|---|---:|"]
     lines += [f"| {k} | {languages[k]} |" for k in sorted(languages)]
     return "\n".join(lines) + "\n"
+
+
+DERIVED_TASKS = ("summarization", "translation")
+
+
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell: pipes escaped, no line breaks."""
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 def _split_order(split: str) -> tuple[int, str]:

@@ -47,7 +47,7 @@ class BuildRows:
 
 
 # the columns the manifest's tally and the report's statistics read from each kept row
-STAT_COLUMNS = ("source", "lang", "license", "instruction", "input", "output", "text")
+STAT_COLUMNS = ("source", "lang", "license", "task", "instruction", "input", "output", "text")
 
 
 class Tally:
@@ -57,11 +57,13 @@ class Tally:
         self.kept: Counter = Counter()
         self.reasons: dict[str, Counter] = defaultdict(Counter)
         self.licenses: Counter = Counter()
+        self.tasks: Counter = Counter()  # (licence, task) -> kept rows
         self.languages: Counter = Counter()
 
     def add_kept(self, row: Row) -> None:
         self.kept[row["source"]] += 1
         self.licenses[row["license"]] += 1
+        self.tasks[(row["license"], row.get("task") or "text")] += 1
         if row.get("lang"):
             self.languages[row["lang"]] += 1
 
@@ -130,7 +132,7 @@ def write_build(
     shards += rejects.close()
     counts = tally.counts(recipe, read)
     manifest = write_manifest(out_dir, recipe, inputs, shards, counts, stages=stage_counts or {})
-    atomic_write_text(out_dir / "README.md", dataset_card(manifest, tally.licenses, tally.languages))
+    atomic_write_text(out_dir / "README.md", dataset_card(manifest, tally.licenses, tally.languages, tally.tasks))
     report = stats.data(manifest.model_dump(mode="json"))
     write_report(out_dir, data=report)
     return Written(manifest, shards, report)

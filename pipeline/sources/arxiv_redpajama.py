@@ -2,7 +2,9 @@
 
 Rows are RedPajama-1T arXiv lines ({"text", "meta": {"arxiv_id", ...}}); the abstract comes from arXiv
 metadata records (OAI snapshot JSON lines: {"id", "abstract", "license", ...}) named by the source's
-``metadata`` glob. A row whose id has no metadata record is a reject (reason no_abstract).
+``metadata`` glob. A row whose id has no metadata record is a reject (reason no_abstract). A row's
+``license`` is its paper's licence from the metadata record (as an SPDX-style id, pipeline/licenses.py;
+the URL as given stays in ``meta.paper_license``), the source's licence when the record has none.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from pipeline.errors import InputFileError, PipelineError
+from pipeline.licenses import licence_id
 from pipeline.records import Row, is_reject, reject
 from pipeline.sources._io import iter_jsonl_objects, metadata_files
 from pipeline.sources._streams import iter_lines
@@ -86,6 +89,9 @@ def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row
             "paper_license": rec.get("license"),
             "title": rec.get("title"),
         }
+        paper = rec.get("license")
+        if isinstance(paper, str) and paper.strip():  # the paper's own licence; the recipe's otherwise
+            lin = {**lin, "license": licence_id(paper)}
         yield summarization_row(lin, row["text"], rec["abstract"], spec.max_body_chars, info)
 
 
