@@ -21,6 +21,7 @@ from prefect.futures import as_completed
 from flows.runtime import task_runner
 from pipeline import progress
 from pipeline.errors import PipelineError
+from pipeline.processes import memory_released
 from pipeline.resume.assemble import build_rows, dropped
 from pipeline.resume.store import UnitStore, unit_key
 from pipeline.resume.units import clean_file, exact_bucket, exact_keys, near_unit, sig_unit
@@ -38,7 +39,8 @@ from schemas.recipe import Recipe, SourceSpec, load_recipe
 def clean_file_task(out_dir: str, recipe: Recipe, source: str, f: SourceFile) -> dict:
     """Read and clean one input file in ranges (or find them done); returns the file's info, rows stay
     on disk in the clean units."""
-    info = clean_file(UnitStore(Path(out_dir)), recipe, source, f)
+    with memory_released():
+        info = clean_file(UnitStore(Path(out_dir)), recipe, source, f)
     done = len(info["units"]) - info["computed"]
     get_run_logger().info(
         "%s %s: %d records, %d units cleaned%s",
@@ -54,19 +56,22 @@ def clean_file_task(out_dir: str, recipe: Recipe, source: str, f: SourceFile) ->
 @task(cache_policy=NO_CACHE)
 def sig_task(out_dir: str, recipe: Recipe, clean_key: str) -> tuple[str, bool]:
     """MinHash signatures of one clean unit (near dedup's per-unit half)."""
-    return sig_unit(UnitStore(Path(out_dir)), recipe, clean_key)
+    with memory_released():
+        return sig_unit(UnitStore(Path(out_dir)), recipe, clean_key)
 
 
 @task(cache_policy=NO_CACHE)
 def exact_task(out_dir: str, recipe: Recipe, clean_keys: list[str], bucket: int) -> tuple[str, bool, int]:
     """Exact dedup of one key bucket."""
-    return exact_bucket(UnitStore(Path(out_dir)), recipe, clean_keys, bucket)
+    with memory_released():
+        return exact_bucket(UnitStore(Path(out_dir)), recipe, clean_keys, bucket)
 
 
 @task(cache_policy=NO_CACHE)
 def near_task(out_dir: str, recipe: Recipe, clean_keys: list[str]) -> tuple[str | None, bool | None, int]:
     """Near dedup: LSH bands over the signature units, clusters, keep rule."""
-    return near_unit(UnitStore(Path(out_dir)), recipe, clean_keys)
+    with memory_released():
+        return near_unit(UnitStore(Path(out_dir)), recipe, clean_keys)
 
 
 @task(cache_policy=NO_CACHE)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -183,24 +184,56 @@ def near_duplicates(
 class UnitSignatures:
     """Signatures already on disk, one row-major (n, num_perm) uint32 ``.npy`` file per unit (computed
     by the workers, pipeline/resume/units.py), of which ``masks`` selects the documents to compare.
-    Memory: one band's columns of the selected documents at a time; rows are read from memory maps."""
+    Memory: one band's columns of the selected documents at a time (a unit's file is read whole, one unit
+    at a time, and dropped); a row is read with pread, so no file is mapped (mapped pages would count
+    in the process's RSS, the whole signature set at the first band)."""
+
+    OPEN_FILES = 64  # file descriptors kept open for row reads (least recently used closed)
 
     def __init__(self, paths: list[Path], masks: list[np.ndarray], num_perm: int, rows: int):
-        self.rows = rows
-        self.maps = [np.load(p, mmap_mode="r") if m.any() else None for p, m in zip(paths, masks, strict=True)]
+        self.rows, self.num_perm, self.paths = rows, num_perm, paths
         self.index = [np.nonzero(m)[0] for m in masks]
+        self.offsets = [_npy_data_offset(p) if len(i) else 0 for p, i in zip(paths, self.index, strict=True)]
         sizes = np.array([len(i) for i in self.index], dtype=np.int64)
         self.starts = np.r_[0, np.cumsum(sizes)]
         self.n = int(self.starts[-1])
+        self._fds: OrderedDict[int, int] = OrderedDict()
 
     def band(self, j: int) -> np.ndarray:
         cols = slice(j * self.rows, (j + 1) * self.rows)
-        parts = [m[i, cols] for m, i in zip(self.maps, self.index, strict=True) if m is not None and len(i)]
+        parts = [np.load(p)[i, cols] for p, i in zip(self.paths, self.index, strict=True) if len(i)]
         return np.concatenate(parts) if parts else np.empty((0, self.rows), np.uint32)
 
     def row(self, i: int) -> np.ndarray:
         u = int(np.searchsorted(self.starts, i, side="right")) - 1
-        return np.asarray(self.maps[u][self.index[u][i - self.starts[u]]])
+        r = int(self.index[u][i - self.starts[u]])
+        size = self.num_perm * 4
+        return np.frombuffer(os.pread(self._fd(u), size, self.offsets[u] + r * size), dtype=np.uint32)
+
+    def _fd(self, u: int) -> int:
+        fd = self._fds.get(u)
+        if fd is not None:
+            self._fds.move_to_end(u)
+            return fd
+        if len(self._fds) >= self.OPEN_FILES:
+            os.close(self._fds.popitem(last=False)[1])
+        fd = self._fds[u] = os.open(self.paths[u], os.O_RDONLY)
+        return fd
+
+    def close(self) -> None:
+        while self._fds:
+            os.close(self._fds.popitem()[1])
+
+
+def _npy_data_offset(path: Path) -> int:
+    """Where the array data of a C-ordered uint32 ``.npy`` file starts."""
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        _shape, fortran, dtype = read(fh)
+        if fortran or dtype != np.uint32:
+            raise ValueError(f"{path}: not a C-ordered uint32 signature array")
+        return fh.tell()
 
 
 def _band_keys(block: np.ndarray) -> np.ndarray:

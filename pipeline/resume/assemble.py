@@ -17,6 +17,7 @@ PART_ROWS rows, twice while it is sorted) and one row group per unit being read.
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from collections.abc import Iterator
 
@@ -74,22 +75,32 @@ def _sorted(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
     return t.take(pc.sort_indices(t, [("id", "ascending")])) if t.num_rows > 1 else t
 
 
-def _gone_ids(gone: dict) -> pa.Array:
-    return pa.array(sorted(gone), pa.string())
+def _gone_in(gone_sorted: list[str], lo: str | None, hi: str | None) -> pa.Array:
+    """The duplicate ids within [lo, hi), from the sorted list of all of them."""
+    a = 0 if lo is None else bisect.bisect_left(gone_sorted, lo)
+    b = len(gone_sorted) if hi is None else bisect.bisect_left(gone_sorted, hi)
+    return pa.array(gone_sorted[a:b], pa.string())
+
+
+def _range(work: UnitStore, clean_keys: list[str], table: str, lo: str | None, hi: str | None) -> pa.Table | None:
+    """One id range of ``table`` from every unit, concatenated (unit schema; not yet sorted)."""
+    parts = [t for key in clean_keys if (t := work.id_range("clean", key, table, lo, hi)) is not None and t.num_rows]
+    return pa.concat_tables(parts) if parts else None
 
 
 def output_rows(work: UnitStore, clean_keys: list[str], table: str, gone: dict, total: int) -> Iterator[pa.Table]:
     """The kept rows of ``table`` across all units, minus the duplicates, in id order: one Arrow table per
-    id range (each range read from every unit, its rows sorted at once)."""
-    schema, ids = TABLE_SCHEMAS[table], _gone_ids(gone)
+    id range (each range read from every unit, its duplicates dropped and its rows sorted at once)."""
+    schema, gone_sorted = TABLE_SCHEMAS[table], sorted(gone)
     for lo, hi in id_ranges(total):
-        parts = []
-        for key in clean_keys:
-            t = work.id_range("clean", key, table, lo, hi)
-            if t is not None and t.num_rows:
-                parts.append(t.filter(pc.invert(pc.is_in(t.column("id"), value_set=ids))) if len(ids) else t)
-        if parts:
-            yield _sorted(parts, schema)
+        t = _range(work, clean_keys, table, lo, hi)
+        if t is None:
+            continue
+        ids = _gone_in(gone_sorted, lo, hi)
+        if len(ids):
+            t = t.filter(pc.invert(pc.is_in(t.column("id"), value_set=ids)))
+        if t.num_rows:
+            yield _sorted([t], schema)
 
 
 def _duplicate(row: Row, found: tuple[str, str, float | None]) -> Row:
@@ -102,23 +113,21 @@ def output_rejects(work: UnitStore, clean_keys: list[str], gone: dict, total: in
     """Every reject of the build (parse, filter, licence, dedup), in id order, one Arrow table per id
     range; a duplicate becomes a reject from its unit's row (the record it keeps is the cleaned row's
     original fields)."""
-    schema, ids = TABLE_SCHEMAS["rejects"], _gone_ids(gone)
+    schema, gone_sorted = TABLE_SCHEMAS["rejects"], sorted(gone)
     for lo, hi in id_ranges(total):
         parts = []
-        for key in clean_keys:
-            t = work.id_range("clean", key, "rejects", lo, hi)
-            if t is not None and t.num_rows:
-                parts.append(t)
-            if not len(ids):
+        t = _range(work, clean_keys, "rejects", lo, hi)
+        if t is not None:
+            parts.append(t)
+        ids = _gone_in(gone_sorted, lo, hi)
+        for table in DATA_TABLES if len(ids) else ():
+            t = _range(work, clean_keys, table, lo, hi)
+            if t is None:
                 continue
-            for table in DATA_TABLES:
-                t = work.id_range("clean", key, table, lo, hi)
-                if t is None or not t.num_rows:
-                    continue
-                dups = t.filter(pc.is_in(t.column("id"), value_set=ids))
-                if dups.num_rows:
-                    rows = [_duplicate(r, gone[r["id"]]) for r in rows_of(dups)]
-                    parts.append(pa.Table.from_pylist(rows, schema=schema))
+            dups = t.filter(pc.is_in(t.column("id"), value_set=ids))
+            if dups.num_rows:
+                rows = [_duplicate(r, gone[r["id"]]) for r in rows_of(dups)]
+                parts.append(pa.Table.from_pylist(rows, schema=schema))
         if parts:
             yield _sorted(parts, schema)
 

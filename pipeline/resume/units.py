@@ -26,6 +26,7 @@ from pipeline.clean.stage import CleanStage
 from pipeline.dedup.exact import dedup_key, duplicate_winners
 from pipeline.dedup.near import Doc, UnitSignatures, cluster, lsh_params, settings_from, signatures_for
 from pipeline.failpoints import failpoint
+from pipeline.processes import release_memory
 from pipeline.records import Row, record_text, table_of
 from pipeline.resume.assemble import DATA_TABLES, dropped, kept_rows
 from pipeline.resume.store import UnitStore, unit_key
@@ -87,6 +88,8 @@ def clean_file(work: UnitStore, recipe: Recipe, source: str, f: SourceFile) -> d
         work.save("clean", key, cleaned, info, extra={"keys": _keys_table(cleaned)})
         computed += 1
         rows_cleaned += len(batch)
+        del cleaned
+        release_memory()  # the next range starts from a small process, not from this one's peak
         failpoint("clean-saved")
 
     for row in read_file(f, spec, recipe.base_dir):
@@ -250,7 +253,10 @@ def near_unit(work: UnitStore, recipe: Recipe, clean_keys: list[str]) -> tuple[s
     store = UnitSignatures(paths, masks, s.num_perm, rows)
     id_arr = np.concatenate(ids) if ids else np.empty(0, "S32")
     prio_arr = np.concatenate(prios) if prios else np.empty(0, np.int64)
-    found = cluster(store, id_arr, prio_arr, s.threshold, bands) if store.n else []
+    try:
+        found = cluster(store, id_arr, prio_arr, s.threshold, bands) if store.n else []
+    finally:
+        store.close()
     table = _dedup_table([(d.id, d.duplicate_of, d.similarity) for d in found])
     work.save_tables("near", key, {"duplicates": table}, {"key": key, "rows": store.n})
     return key, False, store.n
