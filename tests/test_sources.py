@@ -132,12 +132,36 @@ def test_arxiv_pairs_strip_sentence_tags():
     assert rows[0]["input"].startswith(rec["article_text"][0])
 
 
+def test_arxiv_pairs_keep_every_other_field_in_meta(tmp_path):
+    f = SAMPLES / "arxiv_summarization" / "arxiv_test.sample.txt"
+    recs = [json.loads(line) for line in f.read_text().splitlines()]
+    rows = read_all("arxiv_pairs", f, max_body_chars=100000)
+    meta = json.loads(rows[0]["meta"])
+    # sections re-split article_text exactly: kept as sentences per section, not as a second copy
+    assert meta == {
+        "article_id": recs[0]["article_id"],
+        "labels": recs[0]["labels"],
+        "section_names": recs[0]["section_names"],
+        "section_lengths": [len(s) for s in recs[0]["sections"]],
+    }
+    assert sum(meta["section_lengths"]) == len(recs[0]["article_text"])
+    odd = {**recs[0], "sections": [["not the article"]], "venue": {"name": "x"}}
+    (tmp_path / "a.txt").write_text(json.dumps(odd) + "\n")
+    meta = json.loads(read_all("arxiv_pairs", tmp_path / "a.txt")[0]["meta"])
+    assert meta["sections"] == [["not the article"]] and meta["venue"] == {"name": "x"}
+    assert "section_lengths" not in meta
+
+
 def test_arxiv_redpajama_joins_metadata_by_id_and_rejects_unmatched(tmp_path):
     f = SAMPLES / "redpajama_format" / "arxiv_sample.jsonl"
     meta = str(SAMPLES / "arxiv_metadata" / "*.jsonl")
     rows = read_all("arxiv_redpajama", f, metadata=meta)
     assert [r["output"][:20] for r in rows] == ["\\addtocounter{footno", "We present \\lw{} (LI"]
-    assert json.loads(rows[0]["meta"])["arxiv_id"] == "2305.01582"
+    assert json.loads(rows[0]["meta"]) == {  # the RedPajama line's meta, then the join's fields
+        "timestamp": "2023-07-27T18:59:56", "yymm": "2305", "arxiv_id": "2305.01582", "language": "en",
+        "url": "https://arxiv.org/abs/2305.01582", "source": "arxiv", "paper_license": None,
+        "title": "Interpretable Machine Learning for Science with PySR and SymbolicRegression.jl",
+    }
     only_oai = str(SAMPLES / "arxiv_metadata" / "arxiv-metadata-oai-snapshot.sample.json")
     rejects = read_all("arxiv_redpajama", f, metadata=only_oai)
     assert [(r["reason"], r["source_index"]) for r in rejects] == [("no_abstract", 0), ("no_abstract", 1)]

@@ -1,7 +1,8 @@
 """arXiv/PubMed long-summarization pairs (Cohan et al. 2018 format) -> summarization rows.
 
 Each JSON line has ``article_text`` (list of sentences) and ``abstract_text`` (list of "<S> ... </S>");
-the Hugging Face form with plain ``article`` / ``abstract`` strings is taken too.
+the Hugging Face form with plain ``article`` / ``abstract`` strings is taken too. Every other field of
+the record is kept in ``meta`` (see _meta).
 """
 
 from __future__ import annotations
@@ -42,5 +43,23 @@ def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row
         if abstract is None:
             yield reject(lin, "parse", "missing_field", "no field 'abstract_text'", raw)
             continue
-        meta = {k: obj[k] for k in ("article_id", "section_names") if k in obj}
-        yield summarization_row(lin, body, abstract, spec.max_body_chars, meta)
+        yield summarization_row(lin, body, abstract, spec.max_body_chars, _meta(obj))
+
+
+_USED = ("article_text", "article", "abstract_text", "abstract")
+
+
+def _meta(obj: dict) -> dict:
+    """Every field the row does not use goes to meta. ``sections`` (the article again, split by section)
+    is kept as ``section_lengths`` (sentences per section) when it is exactly ``article_text`` re-split,
+    which saves a second copy of every article and loses nothing; otherwise it is kept as it is."""
+    meta = {k: v for k, v in obj.items() if k not in _USED}
+    sections, article = meta.get("sections"), obj.get("article_text")
+    if (
+        isinstance(sections, list)
+        and isinstance(article, list)
+        and all(isinstance(x, list) for x in sections)
+        and [s for sec in sections for s in sec] == article
+    ):
+        meta["section_lengths"] = [len(sec) for sec in meta.pop("sections")]
+    return meta

@@ -84,7 +84,8 @@ def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row
         if rec is None:
             yield reject(row, "parse", "no_abstract", f"no metadata record for arXiv id {arxiv_id}", raw)
             continue
-        info = {
+        info = {  # the RedPajama line's own meta and extra fields, then what the join adds
+            **meta,
             "arxiv_id": normalise_id(arxiv_id),
             "paper_license": rec.get("license"),
             "title": rec.get("title"),
