@@ -1,3 +1,4 @@
+import base64
 import gzip
 import json
 import subprocess
@@ -35,7 +36,8 @@ def test_record_level_problems_become_rejects_and_the_file_goes_on(tmp_path):
     ]
     assert [r["source_index"] for r in rows] == [0, 1, 2, 3, 4, 5]
     assert rows[1]["record"] == '{"instruction": "broken", "response": '
-    assert rows[3]["record"] == '{"instruction": "\\xff\\xfe bad bytes", "response": "x"}'
+    assert base64.b64decode(rows[3]["record"]) == b'{"instruction": "\xff\xfe bad bytes", "response": "x"}'
+    assert rows[3]["detail"].endswith("; record: the raw bytes in base64")
     assert json.loads(rows[2]["record"]) == {"instruction": "no response"}
     assert rows[2]["detail"] == "no field 'response'"
 

@@ -8,6 +8,7 @@ a line that is not JSON, not UTF-8, nested too deep, or that holds a lone UTF-16
 
 from __future__ import annotations
 
+import base64
 import glob
 import json
 import re
@@ -37,9 +38,14 @@ def metadata_files(spec: SourceSpec, base_dir: Path) -> list[Path]:
     return [Path(p) for p in sorted(glob.glob(pattern, recursive=True))]
 
 
+BASE64_NOTE = "record: the raw bytes in base64"
+
+
 def raw_text(line: bytes) -> str:
-    """A raw line as text for a reject's ``record``: undecodable bytes become \\x escapes."""
-    return line.decode("utf-8", errors="backslashreplace")
+    """Bytes that are not UTF-8, for a reject's ``record``: base64 (ASCII), so that the reject keeps them
+    byte for byte (an escaped form could not be told from text that holds a backslash); the reject's
+    detail ends with BASE64_NOTE."""
+    return base64.b64encode(line).decode("ascii")
 
 
 def lone_surrogate(obj: Any) -> str | None:
@@ -91,7 +97,7 @@ def iter_jsonl(path: Path, rel: str, spec: SourceSpec) -> Iterator[Parsed]:
             text = line.decode("utf-8")
         except UnicodeDecodeError as err:
             raw = raw_text(line)
-            yield reject(lin, "parse", "bad_encoding", f"line {index}: {err}", raw), None, raw
+            yield reject(lin, "parse", "bad_encoding", f"line {index}: {err}; {BASE64_NOTE}", raw), None, raw
             continue
         lin, obj = parse_json_text(lin, text, f"line {index}")
         yield lin, obj, text

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.records import Row, lineage, reject
-from pipeline.sources._io import raw_text
+from pipeline.sources._io import BASE64_NOTE, raw_text
 from pipeline.sources._streams import read_all
 from pipeline.sources._summarize import summarization_row
 from schemas.recipe import SourceSpec
@@ -99,7 +99,7 @@ def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row
     try:
         tex = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        yield reject(lin, "parse", "bad_encoding", str(err), raw_text(data))
+        yield reject(lin, "parse", "bad_encoding", f"{err}; {BASE64_NOTE}", raw_text(data))
         return
     abstract, body = split_paper(tex)
     if abstract is None:
