@@ -58,7 +58,7 @@ def dropped(work: UnitStore, passes: dict[str, list[str]]) -> dict[str, tuple[st
     return out
 
 
-PART_ROWS = 65_536  # about this many rows per write partition (an id range), sorted in Arrow at once
+PART_ROWS = 32_768  # about this many rows per write partition (an id range), sorted in Arrow at once
 
 
 def id_ranges(rows: int) -> list[tuple[str | None, str | None]]:
@@ -75,6 +75,9 @@ def _sorted(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
     return t.take(pc.sort_indices(t, [("id", "ascending")])) if t.num_rows > 1 else t
 
 
+_DUP_BATCH = 4096  # duplicates turned into reject rows at a time
+
+
 def _gone_in(gone_sorted: list[str], lo: str | None, hi: str | None) -> pa.Array:
     """The duplicate ids within [lo, hi), from the sorted list of all of them."""
     a = 0 if lo is None else bisect.bisect_left(gone_sorted, lo)
@@ -82,9 +85,13 @@ def _gone_in(gone_sorted: list[str], lo: str | None, hi: str | None) -> pa.Array
     return pa.array(gone_sorted[a:b], pa.string())
 
 
-def _range(work: UnitStore, clean_keys: list[str], table: str, lo: str | None, hi: str | None) -> pa.Table | None:
-    """One id range of ``table`` from every unit, concatenated (unit schema; not yet sorted)."""
-    parts = [t for key in clean_keys if (t := work.id_range("clean", key, table, lo, hi)) is not None and t.num_rows]
+def _range(
+    work: UnitStore, clean_keys: list[str], table: str, lo: str | None, hi: str | None, columns: list[str] | None = None
+) -> pa.Table | None:
+    """One id range of ``table`` from every unit, concatenated (unit schema, or ``columns``; not sorted)."""
+    parts = [
+        t for key in clean_keys if (t := work.id_range("clean", key, table, lo, hi, columns)) is not None and t.num_rows
+    ]
     return pa.concat_tables(parts) if parts else None
 
 
@@ -93,7 +100,7 @@ def output_rows(work: UnitStore, clean_keys: list[str], table: str, gone: dict, 
     id range (each range read from every unit, its duplicates dropped and its rows sorted at once)."""
     schema, gone_sorted = TABLE_SCHEMAS[table], sorted(gone)
     for lo, hi in id_ranges(total):
-        t = _range(work, clean_keys, table, lo, hi)
+        t = _range(work, clean_keys, table, lo, hi, list(schema.names))  # not the originals: rows only
         if t is None:
             continue
         ids = _gone_in(gone_sorted, lo, hi)
@@ -125,8 +132,9 @@ def output_rejects(work: UnitStore, clean_keys: list[str], gone: dict, total: in
             if t is None:
                 continue
             dups = t.filter(pc.is_in(t.column("id"), value_set=ids))
-            if dups.num_rows:
-                rows = [_duplicate(r, gone[r["id"]]) for r in rows_of(dups)]
+            del t
+            for at in range(0, dups.num_rows, _DUP_BATCH):  # as Python rows a batch at a time
+                rows = [_duplicate(r, gone[r["id"]]) for r in rows_of(dups.slice(at, _DUP_BATCH))]
                 parts.append(pa.Table.from_pylist(rows, schema=schema))
         if parts:
             yield _sorted(parts, schema)

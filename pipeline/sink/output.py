@@ -47,6 +47,7 @@ class BuildRows:
 
 
 # the columns the manifest's tally and the report's statistics read from each kept row
+STAT_BATCH = 4096
 STAT_COLUMNS = ("source", "lang", "license", "task", "instruction", "input", "output", "text")
 
 
@@ -112,9 +113,11 @@ def write_build(
         names = [c for c in STAT_COLUMNS if c in TABLE_SCHEMAS[table].names]
         for chunk in rows.kept[table]():
             splits = [split_of(i, recipe.split.validation, recipe.split.seed) for i in chunk.column("id").to_pylist()]
-            for row, split in zip(chunk.select(names).to_pylist(), splits, strict=True):
-                tally.add_kept(row)
-                stats.add_kept(table, split, row)
+            for at in range(0, chunk.num_rows, STAT_BATCH):  # Python rows for the statistics, a batch at a time
+                part = chunk.slice(at, STAT_BATCH).select(names).to_pylist()
+                for row, split in zip(part, splits[at : at + STAT_BATCH], strict=True):
+                    tally.add_kept(row)
+                    stats.add_kept(table, split, row)
             if "validation" not in splits:
                 streams["train"].add_table(chunk)
                 continue
