@@ -28,12 +28,16 @@ class WrittenShard:
     reused: bool = False  # found complete in a resumed staging directory, not written again
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)``, fsync the result, then rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+def temp_path(path: Path) -> Path:
+    """The temporary name a file is written under before it is renamed to ``path`` (same folder)."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def publish(tmp: Path, path: Path, finish) -> None:
+    """Call ``finish(tmp)`` (write or close the temporary file), fsync it, then rename it to ``path``;
+    the temporary file never outlives a failure."""
     try:
-        write(tmp)
+        finish(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         failpoint("write-tmp")
@@ -41,6 +45,12 @@ def atomic_write(path: Path, write) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)``, fsync the result, then rename it to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    publish(temp_path(path), path, write)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -125,7 +135,7 @@ class ShardStream:
         if self._writer is None:
             path = self.out_dir / self._rel()
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            self._tmp = temp_path(path)
             self._writer = pq.ParquetWriter(
                 self._tmp, self.schema, compression="zstd", use_dictionary=True, write_statistics=True
             )
@@ -143,15 +153,7 @@ class ShardStream:
             return
         self._write_group()
         writer, tmp, self._writer, self._tmp = self._writer, self._tmp, None, None
-        try:
-            writer.close()
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            failpoint("write-tmp")
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        publish(tmp, path, lambda _tmp: writer.close())
         self.written.append(WrittenShard(rel, self.table, sub, rows, sha256_of(path)))
         failpoint("write-shard")
 
