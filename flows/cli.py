@@ -41,10 +41,12 @@ DEFAULT_RECIPE = REPO_ROOT / "data" / "recipes" / "default.yaml"
 
 def preflight(recipe_path: Path):
     """Every file-level problem that can be seen before reading: recipe, kinds, globs, archives."""
+    from pipeline.clean.stage import check_skip
     from pipeline.sources import expand
     from pipeline.sources._streams import open_binary
 
     recipe = load_recipe(recipe_path)
+    check_skip(recipe)
     if not recipe.sources:
         raise PipelineError(f"{recipe_path}: the recipe has no sources to build")
     for spec in recipe.sources:

@@ -13,6 +13,7 @@ class InputFile(BaseModel):
     path: str  # relative to the recipe's folder
     sha256: str
     records: int
+    encoding: str = "utf-8"  # as read: utf-8, or a legacy Japanese encoding found (euc_jp, cp932)
 
 
 class Shard(BaseModel):

@@ -111,6 +111,12 @@ class CleanSpec(Strict):
     max_dup_char_ngram_frac: float = 0.40
     dup_char_min_chars: int = 100  # shorter texts are not judged by the character rule
     repetition_min_chars: int = 200  # shorter texts are not judged by the line/paragraph rules
+    # translation_artifact: a Japanese row whose output (or instruction) has at least this share of Latin
+    # letters among its letters, and is not about English, code or a name
+    max_latin_share_ja: float = Field(default=0.6, gt=0.0, le=1.0)
+    # rules and repairs switched off, by name: any filter of pipeline/clean/filters (e.g. "unseen_media",
+    # "translation_artifact") or repair ("mojibake", "placeholder_input", "escapes", "pii")
+    skip: list[str] = []
 
 
 class OutputSpec(Strict):

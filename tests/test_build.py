@@ -175,7 +175,13 @@ def test_cli_build_and_inspect_on_default_recipe(built, tmp_path):
     res = runner.invoke(app, ["build", str(DEFAULT_RECIPE), "--out", str(tmp_path / "o")])
     assert res.exit_code == 0, res.output
     manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
-    assert manifest["counts"]["alpaca_ja"] == {"read": 300, "kept": 300, "rejected": {}}
+    # the instruction-pair rules drop two logo requests and one English answer left untranslated
+    assert manifest["counts"]["alpaca_ja"] == {
+        "read": 300,
+        "kept": 297,
+        "rejected": {"translation_artifact": 1, "unseen_media": 2},
+    }
+    assert {i["encoding"] for i in manifest["inputs"]} == {"utf-8"}
     assert manifest["inputs"][0]["path"] == "../samples/japanese_alpaca/alpaca_data_ja.sample.json"
     res = runner.invoke(app, ["inspect", str(tmp_path / "o")])
     assert res.exit_code == 0 and "alpaca_ja" in res.output and "855" in res.output

@@ -1,4 +1,12 @@
-"""The cleaning stage runner: normalise, detect language, apply the license policy and the filters.
+"""The cleaning stage runner: repair and normalise, mask PII, detect language, apply the license policy and
+the filters.
+
+Repairs, in order (each can be switched off with ``clean.skip``, as can every filter):
+``mojibake`` (UTF-8 read as Latin-1/cp1252, pipeline.text.mojibake), normalisation (always),
+``placeholder_input`` ("<noinput>", "No input", "入力なし" become ""), ``escapes`` (literal ``\\uXXXX`` and
+``\\n`` in rows not about code), ``pii`` (typed placeholders, pipeline.text.pii). Their counts go beside
+the filters' (``repair:<name>``, ``pii:<TYPE>``: manifest ``stages``), and a row they changed keeps its
+original fields for a later reject — with PII masked there too, so no PII reaches the output directory.
 
 Per-filter counts are collected here, not in the filters. A filter that raises rejects the row (reason
 ``filter_error:<name>``) instead of stopping the run; the exception text goes to ``detail``.
@@ -11,8 +19,12 @@ from collections.abc import Iterable, Iterator
 
 from pipeline.clean.filters import FILTERS, Filter, FilterContext
 from pipeline.clean.normalize import TEXT_FIELDS, normalize_row
+from pipeline.errors import PipelineError
 from pipeline.records import ORIGINAL, Row, is_reject, lone_surrogate_field, record_text, reject
+from pipeline.text.instruct import code_row, placeholder_input, repair_escapes
 from pipeline.text.langid import detect, detect_fast
+from pipeline.text.mojibake import fix_mojibake
+from pipeline.text.pii import mask_pii
 from schemas.columns import LINEAGE_NAMES
 from schemas.recipe import LicensePolicy, Recipe
 
@@ -28,6 +40,19 @@ def license_reason(license: str, policy: LicensePolicy | None) -> str | None:
     return None
 
 
+REPAIRS = ("mojibake", "placeholder_input", "escapes", "pii")
+
+
+def check_skip(recipe: Recipe) -> None:
+    """A ``clean.skip`` entry that names no filter and no repair stops the run before it starts."""
+    known = set(REPAIRS) | {f.name for f in FILTERS}
+    bad = [x for x in recipe.clean.skip if x not in known]
+    if bad:
+        raise PipelineError(
+            f"recipe key 'clean.skip': unknown rule {bad[0]!r} (known: {', '.join(sorted(known))})"
+        )
+
+
 class CleanStage:
     """Callable over an iterable of rows (data rows and earlier rejects); yields rows and rejects."""
 
@@ -39,8 +64,11 @@ class CleanStage:
     ):
         self.ctx = ctx
         self.license_policy = license_policy
-        self.filters = FILTERS if filters is None else filters
-        self.counts: Counter[str] = Counter()  # "filter_name:reason" -> rows rejected
+        skip = set(ctx.clean.skip)
+        self.filters = [f for f in (FILTERS if filters is None else filters) if f.name not in skip]
+        self.repairs = frozenset(REPAIRS) - skip
+        self.counts: Counter[str] = Counter()  # "filter_name:reason" -> rows rejected; repairs and PII
+        self.pii_found = False
 
     @classmethod
     def from_recipe(cls, recipe: Recipe) -> CleanStage:
@@ -64,7 +92,9 @@ class CleanStage:
             self.counts[f"license:{lic}"] += 1
             record = original if self.license_policy.keep_rejected_text else ""  # see LicensePolicy
             return reject(row, "license", lic.split(":")[0], row["license"], record)
-        norm = normalize_row(row)
+        norm = self.repair(row)
+        if self.pii_found:
+            original = self.masked(original)
         text = record_text(norm)
         fast = detect_fast(text)
         norm["lang"] = fast or "und"
@@ -82,3 +112,38 @@ class CleanStage:
         if any(norm.get(k) != row.get(k) for k in TEXT_FIELDS):
             norm[ORIGINAL] = original  # what a later reject (a duplicate) must keep verbatim
         return norm
+
+    def repair(self, row: Row) -> Row:
+        """The row repaired and normalised (a new dict); sets ``pii_found``."""
+        on = self.repairs
+        if "mojibake" in on:
+            fixed = {k: fix_mojibake(row[k]) for k in TEXT_FIELDS if row.get(k)}
+            if any(fixed[k] != row[k] for k in fixed):
+                self.counts["repair:mojibake"] += 1
+                row = {**row, **fixed}
+        norm = normalize_row(row)
+        if "text" not in norm:
+            if "placeholder_input" in on and norm["input"] and placeholder_input(norm["input"]):
+                self.counts["repair:placeholder_input"] += 1
+                norm["input"] = ""
+            if "escapes" in on and "\\" in (norm["instruction"] + norm["input"] + norm["output"]):
+                if not code_row(norm["instruction"], norm["input"], norm["output"]):
+                    fixed = {k: repair_escapes(norm[k]) for k in ("instruction", "input", "output")}
+                    if any(fixed[k] != norm[k] for k in fixed):
+                        self.counts["repair:escapes"] += 1
+                        norm.update(fixed)
+        self.pii_found = False
+        if "pii" in on:
+            found: Counter[str] = Counter()
+            for k in TEXT_FIELDS:
+                if norm.get(k):
+                    norm[k] = mask_pii(norm[k], found)
+            if found:
+                self.pii_found = True
+                self.counts.update({f"pii:{kind}": n for kind, n in found.items()})
+        return norm
+
+    @staticmethod
+    def masked(fields: Row) -> Row:
+        """A row's original fields with PII masked (what its reject may keep)."""
+        return {k: mask_pii(v) if k in TEXT_FIELDS and isinstance(v, str) else v for k, v in fields.items()}

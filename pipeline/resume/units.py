@@ -33,6 +33,7 @@ from pipeline.resume.store import UnitStore, unit_key
 from pipeline.sink.parquet import sha256_of
 from pipeline.sources import SourceFile, read_file
 from pipeline.sources._io import metadata_files
+from pipeline.sources._streams import file_encoding
 from schemas.recipe import Recipe, SourceSpec
 
 
@@ -104,7 +105,13 @@ def clean_file(work: UnitStore, recipe: Recipe, source: str, f: SourceFile) -> d
     return {
         "key": file_key,
         "units": keys,
-        "input": {"source": source, "path": f.recipe_rel, "sha256": sha, "records": records},
+        "input": {
+            "source": source,
+            "path": f.recipe_rel,
+            "sha256": sha,
+            "records": records,
+            "encoding": file_encoding(f.path),
+        },
         "counts": dict(sorted(counts.items())),
         "computed": computed,
         "rows_cleaned": rows_cleaned,

@@ -18,7 +18,7 @@ from typing import Any
 
 from pipeline.errors import InputFileError
 from pipeline.records import Row, is_reject, lineage, reject, to_json
-from pipeline.sources._streams import first_byte, iter_lines, read_all
+from pipeline.sources._streams import decode_text, file_encoding, first_byte, iter_lines, read_all
 from schemas.recipe import SourceSpec
 
 # a whole-document JSON file (an Alpaca array, a pretty-printed object) is parsed in memory: up to this
@@ -86,6 +86,7 @@ def iter_jsonl(path: Path, rel: str, spec: SourceSpec) -> Iterator[Parsed]:
     A file whose first line opens a pretty-printed document ("{" or "[" alone) is read as one JSON
     document instead: an object is one record, an array one record per element.
     """
+    encoding = file_encoding(path)
     lines = iter_lines(path)
     for index, (_lineno, line) in enumerate(lines):
         if index == 0 and line.strip() in (b"{", b"["):
@@ -94,7 +95,7 @@ def iter_jsonl(path: Path, rel: str, spec: SourceSpec) -> Iterator[Parsed]:
             return
         lin = lineage(spec.name, rel, index, spec.license)
         try:
-            text = line.decode("utf-8")
+            text = line.decode(encoding)
         except UnicodeDecodeError as err:
             raw = raw_text(line)
             yield reject(lin, "parse", "bad_encoding", f"line {index}: {err}; {BASE64_NOTE}", raw), None, raw
@@ -113,10 +114,11 @@ def iter_jsonl_objects(path: Path, rel: str, spec: SourceSpec) -> Iterator[Parse
 def load_json_document(path: Path) -> Any:
     """A whole-file JSON document (e.g. an Alpaca array); malformed JSON is a file error."""
     data = read_all(path, DOCUMENT_LIMIT)
+    encoding = file_encoding(path)
     try:
-        return json.loads(data.decode("utf-8-sig"))
+        return json.loads(decode_text(data, encoding))
     except UnicodeDecodeError as err:
-        raise InputFileError(path, f"not UTF-8: {err}") from None
+        raise InputFileError(path, f"not {'UTF-8' if encoding == 'utf-8' else encoding}: {err}") from None
     except json.JSONDecodeError as err:
         raise InputFileError(path, f"not valid JSON: {err}") from None
     except RecursionError:

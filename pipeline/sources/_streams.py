@@ -8,6 +8,8 @@ here frame by frame and a frame left unfinished at the end of the file is report
 
 from __future__ import annotations
 
+import codecs
+import functools
 import gzip
 import io
 import zlib
@@ -126,3 +128,50 @@ def first_byte(path: Path) -> bytes:
                     return b""
     except READ_ERRORS as err:
         raise InputFileError(path, f"unreadable archive: {err}") from None
+
+
+# the encodings a file that is not UTF-8 may be in, tried in this order: EUC-JP first, because EUC-JP
+# bytes (0xA1-0xFE pairs) also decode as cp932 half-width katakana, while cp932's lead bytes 0x81-0x9F
+# are not EUC-JP
+LEGACY_ENCODINGS = ("euc_jp", "cp932")
+SNIFF_BYTES = 1 << 16
+
+
+@functools.lru_cache(maxsize=256)
+def _sniff(path: Path, _size: int, _mtime: int) -> str:
+    window = b""
+    try:
+        with open_binary(path) as f:
+            while True:  # skip to the first non-ASCII byte (a JSON file may open with ASCII keys)
+                chunk = f.read(_CHUNK)
+                if not chunk:
+                    return "utf-8"
+                if not chunk.isascii():
+                    start = next(i for i, b in enumerate(chunk) if b >= 0x80)
+                    window = chunk[start:] + f.read(max(0, SNIFF_BYTES - (len(chunk) - start)))
+                    window = window[:SNIFF_BYTES]
+                    break
+    except READ_ERRORS as err:
+        raise InputFileError(path, f"unreadable archive: {err}") from None
+    for encoding in ("utf-8", *LEGACY_ENCODINGS):
+        try:
+            codecs.getincrementaldecoder(encoding)("strict").decode(window, final=False)
+            return encoding
+        except UnicodeDecodeError:
+            continue
+    return "utf-8"  # none fits: read as UTF-8, each bad record a bad_encoding reject
+
+
+def file_encoding(path: Path) -> str:
+    """The text encoding of a (decompressed) file: "utf-8" unless its first 64 KiB of non-ASCII text
+    are not UTF-8 but decode strictly as EUC-JP or cp932 (Shift_JIS with Microsoft's extensions). Records
+    that do not decode in the chosen encoding are still per-record bad_encoding rejects."""
+    st = path.stat()
+    return _sniff(path, st.st_size, st.st_mtime_ns)
+
+
+def decode_text(data: bytes, encoding: str) -> str:
+    """``data`` in ``encoding`` (strict); a UTF-8 byte order mark is dropped."""
+    if encoding == "utf-8":
+        return data.decode("utf-8-sig")
+    return data.decode(encoding)

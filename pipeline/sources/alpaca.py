@@ -2,7 +2,7 @@
 
 Also takes databricks-dolly-15k-ja's array form ({index, instruction, input, output, category}). Fields
 other than the three are kept in ``meta``. The Alpaca placeholder inputs ("<noinput>", its Japanese
-translation) become an empty input.
+translations, "No input", "N/A": pipeline.text.instruct.NO_INPUT) become an empty input.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ from pathlib import Path
 
 from pipeline.records import Row, instruct_row, is_reject
 from pipeline.sources._io import iter_json_records, require_fields
+from pipeline.text.instruct import placeholder_input
 from schemas.recipe import SourceSpec
 
 KIND = "alpaca"
-
-NO_INPUT = {"<noinput>", "<no input>", "noinput", "ノインプット", "<ノインプット>", "入力なし"}
 
 
 def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row]:
@@ -29,7 +28,7 @@ def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row
             yield bad
             continue
         inp = obj.get("input") or ""
-        if inp.strip().lower() in NO_INPUT:
+        if placeholder_input(inp):
             inp = ""
         meta = {k: v for k, v in obj.items() if k not in ("instruction", "input", "output")}
         yield instruct_row(lin, obj["instruction"], inp, obj["output"], "general", meta=meta)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline.records import Row, lineage, reject
 from pipeline.sources._io import BASE64_NOTE, raw_text
-from pipeline.sources._streams import read_all
+from pipeline.sources._streams import decode_text, file_encoding, read_all
 from pipeline.sources._summarize import summarization_row
 from schemas.recipe import SourceSpec
 
@@ -97,7 +97,7 @@ def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row
     lin = lineage(spec.name, rel, 0, spec.license)
     data = read_all(path)  # .tex, or .tex.gz / .tex.zst (arXiv serves single-file sources gzipped)
     try:
-        tex = data.decode("utf-8")
+        tex = decode_text(data, file_encoding(path))
     except UnicodeDecodeError as err:
         yield reject(lin, "parse", "bad_encoding", f"{err}; {BASE64_NOTE}", raw_text(data))
         return

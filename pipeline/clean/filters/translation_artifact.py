@@ -1,0 +1,38 @@
+"""Translation artifacts in a Japanese row: an answer mostly in Latin letters when the instruction is not
+about English, code, a spelling or a name and its material is not English (the English original left in
+place, or a task that only made sense in English), and an instruction left untranslated (quoted material
+not counted). Reason ``translation_artifact``; the detail gives
+the Latin share of the letters. Thresholds: clean.max_latin_share_ja."""
+
+import re
+
+from pipeline.records import Row
+from pipeline.text.instruct import QUOTED, about_latin, latin_letters, latin_share, looks_like_code
+from pipeline.text.langid import KANA
+
+NAME = "translation_artifact"
+ORDER = 43
+ABOUT_JAPANESE = re.compile(r"japanese|日本語|translat|kanji|hiragana|katakana|kana\b", re.IGNORECASE)
+MIN_LATIN_LETTERS = 12  # shorter Latin runs (a name, a unit) say nothing
+
+
+def check(row: Row, ctx) -> tuple[str, str] | None:
+    if "text" in row or "ja" not in ctx.languages:
+        return None
+    limit = ctx.clean.max_latin_share_ja
+    instruction, inp, output = row["instruction"], row["input"], row["output"]
+    # a Japanese row: detected so, or one side in Japanese (kana) while the other is not
+    ja = row.get("lang") == "ja"
+    share, letters = latin_share(QUOTED.sub("", instruction))  # quoted material may be English
+    if (ja or (KANA.search(output) and not ABOUT_JAPANESE.search(instruction))) and share >= limit and letters >= MIN_LATIN_LETTERS and not looks_like_code(instruction):
+        return "translation_artifact", f"instruction untranslated: Latin share {share:.2f} of letters"
+    if about_latin(instruction, inp) or looks_like_code(output):
+        return None
+    if latin_letters(instruction) + latin_letters(inp) >= MIN_LATIN_LETTERS:
+        return None  # the material is English: an English answer may be right
+    if not (ja or KANA.search(instruction)):
+        return None
+    share, letters = latin_share(output)
+    if share >= limit and letters >= MIN_LATIN_LETTERS:
+        return "translation_artifact", f"output in Latin script: Latin share {share:.2f} of letters"
+    return None

@@ -1,0 +1,142 @@
+"""What the instruction-pair rules share: placeholder forms, "is this row about code or English", script
+shares, inline payloads and escape debris (the rules themselves are pipeline/clean/filters/*).
+
+The rule set follows the defect classes AlpacaDataCleaned fixed by hand in the original Alpaca data (and
+so in its Japanese translations): instructions pointing at an input or a medium that is not there, N/A and
+empty answers, placeholder inputs, merged instructions, escape debris, plus what machine translation adds
+(answers left in English, instructions left untranslated).
+"""
+
+from __future__ import annotations
+
+import re
+
+# an input that says "there is no input" (Alpaca's "<noinput>" and its translations): stored as ""
+NO_INPUT = frozenset(
+    {
+        "<noinput>", "<no input>", "noinput", "no input", "no input.", "<none>", "n/a", "none", "(none)",
+        "ノインプット", "<ノインプット>", "入力なし", "入力なし。", "<入力なし>", "該当なし", "(入力なし)",
+    }
+)
+
+# an output that answers nothing (after stripping and case folding)
+PLACEHOLDER_OUTPUTS = frozenset(
+    {
+        "n/a", "na", "none", "null", "nil", "-", "--", "...", "…", "<nooutput>", "<no output>", "no output",
+        "nooutput", "<noanswer>", "tbd", "todo", "該当なし", "なし", "不明", "回答なし", "出力なし", "<出力なし>",
+        "回答できません", "回答できません。", "答えられません", "答えられません。", "わかりません", "わかりません。",
+        "i don't know", "i don't know.", "i cannot answer", "i cannot answer that.", "no answer",
+        "ノーアウトプット", "<ノーアウトプット>",
+    }
+)
+EMPTY_CODE_BLOCK = re.compile(r"^\s*```[\w+#.-]*\s*```\s*$")
+
+
+def placeholder_input(text: str) -> bool:
+    return text.strip().casefold() in NO_INPUT
+
+
+def placeholder_output(text: str) -> str | None:
+    """Why ``text`` is no answer ("placeholder 'N/A'", "empty code block"), or None."""
+    s = text.strip()
+    if s.casefold() in PLACEHOLDER_OUTPUTS:
+        return f"placeholder {s!r}"
+    if "```" in s and EMPTY_CODE_BLOCK.match(s):
+        return "empty code block"
+    return None
+
+
+# the row is about code, English, spelling, names or formats: Latin letters and escapes are expected there
+ABOUT_LATIN = re.compile(
+    r"英語|英文|英単語|英訳|和訳|翻訳|訳し|訳す|英字|アルファベット|ローマ字|スペル|綴り|つづり|略語|略称|頭字語|頭文字"
+    r"|コード|プログラム|関数|スクリプト|クエリ|アルゴリズム|変数|正規表現|コマンド|構文|擬似|疑似|メソッド|クラス"
+    r"|ソフトウェア|ライブラリ|エスケープ|改行文字|文字列|パスワード|ユーザー名|ハッシュタグ|URL|メール|ドメイン"
+    r"|学名|化学式|元素記号|記号|単位|数式|方程式|公式|型|タグ|JSON|XML|CSV|YAML"
+    r"|名前|ブランド|タイトル|題名|商品名|社名|略|キャッチフレーズ|スローガン|ダジャレ|回文|韻|ことわざ|諺|引用"
+    r"|\b(?:code|program|function|script|query|sql|python|java|javascript|c\+\+|html|css|regex|json|xml"
+    r"|english|spell|spelling|acronym|abbreviation|latin|password|username|url|email|hashtag)\b",
+    re.IGNORECASE,
+)
+CODE_MARKERS = re.compile(
+    r"```|^\s*(?:def|class|import|return|print|function|var|let|const|public|private|#include)\b"
+    r"|^\s*(?:for|if|while|elif|else)\b[^\n]*:\s*$|[;{}]\s*$|\bSELECT\b|</?[a-z][a-z0-9]*(?:\s[^>]*)?>|=>|=="
+    r"|[A-Za-z_][A-Za-z0-9_]*\([^()\n]*\)|\\[a-zA-Z]+[{\[]|\$[^$\n]+\$"
+    r"|\\(?:frac|sqrt|alpha|beta|gamma|delta|theta|lambda|sigma|mu|nu|pi|sum|int|times|cdot|leq|geq|neq|infty"
+    r"|mathrm|mathbf|text|textbf|textit|emph|begin|end|left|right|nonumber|label|cite|ref|newline|item)\b",
+    re.MULTILINE,
+)
+
+
+def about_latin(*texts: str) -> bool:
+    """The row's instruction or input asks for code, English, a spelling, a name or a format."""
+    return any(t and ABOUT_LATIN.search(t) for t in texts)
+
+
+def looks_like_code(text: str) -> bool:
+    return bool(text) and bool(CODE_MARKERS.search(text))
+
+
+ABOUT_CODE = re.compile(
+    r"コード|プログラム|関数|スクリプト|クエリ|アルゴリズム|変数|正規表現|コマンド|構文|メソッド|エスケープ|改行文字|文字列"
+    r"|\b(?:code|program|programming|function|script|query|sql|python|java|javascript|c\+\+|html|css|regex"
+    r"|regular expression|json|xml|csv|yaml|string|escape|latex|markdown|shell|bash)\b",
+    re.IGNORECASE,
+)
+
+
+def code_row(instruction: str, inp: str, output: str) -> bool:
+    """Backslashes belong in this row: it is about code, escapes or a format, or its input or output is
+    code or LaTeX."""
+    return bool(ABOUT_CODE.search(instruction) or ABOUT_CODE.search(inp)) or looks_like_code(inp) or looks_like_code(output)
+
+
+_LATIN_RUN = re.compile(r"[A-Za-z]+")
+_JA_RUN = re.compile(r"[\u3041-\u309f\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9d]+")
+
+
+QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|「[^」\n]*」|『[^』\n]*』|'[^'\n]{2,}'")
+
+
+def latin_letters(text: str) -> int:
+    return sum(map(len, _LATIN_RUN.findall(text)))
+
+
+def latin_share(text: str) -> tuple[float, int]:
+    """(Latin letters / (Latin + Japanese letters), Latin letters); digits, punctuation and spaces do not
+    count. (0.0, 0) for a text with neither."""
+    latin = sum(map(len, _LATIN_RUN.findall(text)))
+    if not latin:
+        return 0.0, 0
+    ja = sum(map(len, _JA_RUN.findall(text)))
+    return latin / (latin + ja), latin
+
+
+# material given inside the instruction itself: after a colon or a line break, or in quotes
+_PAYLOAD = re.compile(r"[:：]\s*\S|[(（][^()（）]*[,、][^()（）]*[,、][^()（）]*[)）]|\n\s*\S{2}|[「」『』\"“”]|'[^']{2,}'|[-–—]\s+\S{2}")
+
+
+def has_inline_payload(instruction: str) -> bool:
+    return bool(_PAYLOAD.search(instruction))
+
+
+# literal escape sequences left in text by a double JSON encoding or a broken export
+ESCAPE_DEBRIS = re.compile(r"\\(?:u[0-9a-fA-F]{4}|[ntr\"])")
+_UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+_NEWLINE_ESCAPE = re.compile(r"\\r\\n|\\[nr]")
+
+
+def repair_escapes(text: str) -> str:
+    """``\\uXXXX`` escapes decoded, and ``\\n`` / ``\\r\\n`` literals turned into line breaks in a text that
+    has no real line break (a whole field exported with escaped newlines). Only called for rows that are
+    not about code; surrogate escapes are left as they are (the control_chars rule then rejects them)."""
+    if "\\" not in text:
+        return text
+
+    def unicode(m: re.Match) -> str:
+        cp = int(m.group(1), 16)
+        return m.group() if 0xD800 <= cp <= 0xDFFF else chr(cp)
+
+    text = _UNICODE_ESCAPE.sub(unicode, text)
+    if "\n" not in text:
+        text = _NEWLINE_ESCAPE.sub("\n", text)
+    return text

@@ -1,0 +1,108 @@
+"""PII masking: e-mail addresses, phone numbers, credit-card numbers, My Number, IP addresses and
+Japanese postal addresses replaced by typed placeholders (``<EMAIL>``, ``<PHONE>``, ...).
+
+One combined regex finds candidates in one pass; numbers are then checked before they are masked (a card
+number must pass Luhn, a My Number its check digit, a phone number must have a plausible digit count, an
+IP address must parse), so dates, prices, arXiv ids and version strings survive. ``\\d`` also matches
+full-width digits, so raw (un-normalised) text is masked the same way as normalised text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections import Counter
+
+TYPES = ("EMAIL", "PHONE", "CREDIT_CARD", "MY_NUMBER", "IP_ADDRESS", "ADDRESS")
+
+_SEP = r"[-‐ー－ 　]"
+_PATTERN = re.compile(
+    r"(?P<EMAIL>(?<![A-Za-z0-9.+_%-])[A-Za-z0-9._%+-]+[@＠][A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9_-]))"
+    r"|(?P<ADDRESS>〒\s?\d{3}[-‐ー－]?\d{4}(?:[ 　]?[^\s、。,]{0,40}?[都道府県市区町村郡][^\n、。]{0,40}?\d+(?:[-‐ー－丁目番地号]+\d+)*(?:号|番地|番)?)?)"
+    r"|(?P<NUM>(?<![A-Za-z0-9.+/_-])(?:\+|＋)?\(?\d[\d()\-‐ー－ 　.]{6,22}\d(?![A-Za-z0-9/_-]|\.\d))"
+    r"|(?P<IPV6>(?<![A-Za-z0-9_:.])(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f:.]*[0-9A-Fa-f](?![A-Za-z0-9_:]))",
+)
+_VERSION_BEFORE = re.compile(r"(?:v|ver\.?|version|バージョン|release|python|node|rev\.?)\s*$", re.IGNORECASE)
+
+
+def _digits(s: str) -> str:
+    return "".join(str(int(ch)) for ch in s if ch.isdigit())
+
+
+def luhn(d: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(d)):
+        n = int(ch)
+        if i % 2:
+            n = n * 2 - 9 if n > 4 else n * 2
+        total += n
+    return total % 10 == 0
+
+
+def my_number_ok(d: str) -> bool:
+    """The check digit of a 12-digit Japanese individual number (番号法施行令 第8条)."""
+    if len(d) != 12:
+        return False
+    body = [int(c) for c in d[:11]]
+    s = sum(p * (n + 1 if n <= 6 else n - 5) for n, p in zip(range(1, 12), reversed(body), strict=True))
+    r = s % 11
+    return int(d[11]) == (0 if r <= 1 else 11 - r)
+
+
+_JP_PHONE = re.compile(r"^(?:\(0\d{1,4}\)|0\d{1,4})[-‐ー－ 　]?\d{1,4}[-‐ー－ 　]\d{3,4}$|^0[5789]0\d{8}$")
+_INTL = re.compile(r"^[+＋]\d{1,3}[-‐ー－ 　(]*\d[\d\-‐ー－ 　()]{5,18}\d$")
+_NANP = re.compile(r"^(?:\(\d{3}\)\s?|\d{3}[-. ])\d{3}[-. ]\d{4}$")
+_IPV4 = re.compile(r"^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$")
+_CARD = re.compile(r"^\d{4}([- 　]?)\d{4}\1\d{4}\1\d{1,7}$|^\d{4}[- ]\d{6}[- ]\d{5}$|^\d{13,19}$")
+_MYNUM = re.compile(r"^\d{4}([- 　]?)\d{4}\1\d{4}$")
+
+
+def _number_type(s: str, before: str) -> str | None:
+    """The PII type of a digit run, or None (a date, a price, a version, an id: left as it is)."""
+    ascii_s = "".join(str(int(c)) if c.isdigit() else c for c in s)
+    d = _digits(ascii_s)
+    if _IPV4.match(ascii_s):
+        return None if _VERSION_BEFORE.search(before) else "IP_ADDRESS"
+    if "." in ascii_s and not _NANP.match(ascii_s):
+        return None
+    if _MYNUM.match(ascii_s) and my_number_ok(d):
+        return "MY_NUMBER"
+    if _CARD.match(ascii_s) and 13 <= len(d) <= 19 and luhn(d):
+        return "CREDIT_CARD"
+    if ascii_s.startswith(("+", "＋")):
+        return "PHONE" if _INTL.match(ascii_s) and 8 <= len(d) <= 15 else None
+    if _JP_PHONE.match(ascii_s) and len(d) in (10, 11):
+        return "PHONE"
+    if _NANP.match(ascii_s):
+        return "PHONE"
+    return None
+
+
+def mask_pii(text: str, counts: Counter | None = None) -> str:
+    """``text`` with every PII span replaced by ``<TYPE>``; ``counts[TYPE]`` counts the spans masked."""
+    if not text:
+        return text
+
+    def one(m: re.Match) -> str:
+        kind = m.lastgroup
+        s = m.group()
+        if kind == "NUM":
+            core = s.strip(" 　")
+            kind = _number_type(core, text[max(0, m.start() - 12) : m.start()])
+            if kind is None:
+                return s
+            lead, trail = s[: len(s) - len(s.lstrip(" 　"))], s[len(s.rstrip(" 　")) :]
+            if counts is not None:
+                counts[kind] += 1
+            return f"{lead}<{kind}>{trail}"
+        if kind == "IPV6":
+            try:
+                ipaddress.IPv6Address(s)
+            except ValueError:
+                return s
+            kind = "IP_ADDRESS"
+        if counts is not None:
+            counts[kind] += 1
+        return f"<{kind}>"
+
+    return _PATTERN.sub(one, text)

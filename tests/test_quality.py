@@ -1,0 +1,145 @@
+"""The instruction-pair rules, the repairs (mojibake, placeholder inputs, escapes), PII masking and legacy
+encodings, on real sample rows: hits and near-misses, exact reasons."""
+
+import json
+from collections import Counter
+
+import pytest
+from conftest import SAMPLES
+
+from pipeline.clean.filters import FilterContext
+from pipeline.clean.stage import CleanStage
+from pipeline.errors import PipelineError
+from pipeline.records import instruct_row, is_reject, lineage
+from pipeline.sources import SourceFile, read_file
+from pipeline.sources._streams import file_encoding
+from pipeline.text.mojibake import fix_mojibake
+from pipeline.text.pii import mask_pii
+from schemas.recipe import CleanSpec, SourceSpec
+
+JA = json.loads((SAMPLES / "japanese_alpaca" / "alpaca_data_ja.sample.json").read_text())
+EN = json.loads((SAMPLES / "alpaca_en" / "alpaca_data_original.sample.json").read_text())
+EN_CLEANED = json.loads((SAMPLES / "alpaca_en" / "alpaca_data_cleaned.sample.json").read_text())
+DOLLY = [json.loads(x) for x in (SAMPLES / "dolly_15k" / "databricks-dolly-15k.sample.jsonl").read_text().splitlines()]
+
+
+def clean(r, **spec):
+    stage = CleanStage(FilterContext(CleanSpec(**spec), frozenset({"ja", "en"})))
+    row = instruct_row(lineage("s", "f.json", 0, "mit"), r["instruction"], r.get("input", ""), r["output"])
+    return stage.clean_one(row), stage.counts
+
+
+def reason(r, **spec):
+    out, _ = clean(r, **spec)
+    return out["reason"] if is_reject(out) else None
+
+
+def test_rules_on_real_rows_hits():
+    assert reason(JA[255]) == "unseen_media"  # ロゴをデザインしてください
+    assert reason(EN_CLEANED[38]) == "unseen_media"  # Design a logo for a website about recycling.
+    assert reason(EN[246]) == "unseen_media"  # Construct plumbing diagrams
+    assert reason(EN[106]) == "placeholder_output"  # "<No output>"
+    assert reason(JA[210]) == "translation_artifact"  # an English answer to a Japanese error-finding task
+    dolly = DOLLY[64]  # "Classify each of the following as a primary color or a secondary color", no items
+    assert reason({"instruction": dolly["instruction"], "output": dolly["response"]}) == "missing_input"
+
+
+def test_rules_on_real_rows_near_misses_are_kept():
+    for r in (JA[45], JA[93], JA[157], JA[32], JA[233], JA[90], JA[132], EN[46], EN[207], EN[174], EN[70], EN[125]):
+        assert reason(r) is None, r["instruction"]
+
+
+@pytest.mark.parametrize(
+    "row, why",
+    [
+        ({"instruction": "写真にある以下の感情をラベルにしてください。", "output": "喜び"}, "unseen_media"),
+        ({"instruction": "Describe this image in two sentences.", "output": "A cat on a mat."}, "unseen_media"),
+        ({"instruction": "Summarize https://example.com/post/1", "output": "It is about cats."}, "unseen_media"),
+        ({"instruction": "次の文章を要約してください。", "output": "要約です。"}, "missing_input"),
+        ({"instruction": "Rewrite the following sentence in the passive voice.", "output": "It was done."}, "missing_input"),
+        ({"instruction": "動詞を単純現在で活用する。", "output": "I walk, You walk, He walks, She walks, We walk"}, "translation_artifact"),
+        ({"instruction": "1. 日本の首都はどこですか。\n2. 俳句を一つ書いてください。", "output": "東京です。"}, "merged_instruction"),
+        ({"instruction": "空の色を答えてください。", "output": "該当なし"}, "placeholder_output"),
+        ({"instruction": "Write a haiku.", "output": "```python\n```"}, "placeholder_output"),
+        ({"instruction": "空はなぜ青いのですか。", "output": "光が\\\"散乱\\\"するからです。\n以上です。"}, "control_chars"),
+        ({"instruction": "空はなぜ青いのですか。", "output": "光の散乱\ufffdによるものです。"}, "control_chars"),
+    ],
+)
+def test_each_rule_reason(row, why):
+    assert reason(row) == why
+    assert reason(row, skip=[why]) != why  # every rule can be switched off
+
+
+def test_merged_near_miss_and_answered_items():
+    assert reason({"instruction": "次の手順を並べ替えてください。\n1. 卵を割る\n2. 焼く", "output": "1, 2"}) is None
+    assert reason({"instruction": "1. 首都は?\n2. 人口は?", "output": "1. 東京\n2. 約1400万人"}) is None
+
+
+def test_repairs_placeholder_input_escapes_and_mojibake():
+    out, counts = clean({"instruction": "挨拶を書いてください。", "input": "No input", "output": "こんにちは。"})
+    assert out["input"] == "" and counts["repair:placeholder_input"] == 1
+    out, counts = clean({"instruction": "手順を書いてください。", "output": "1. 卵を割る\\n2. 焼く"})
+    assert out["output"] == "1. 卵を割る\n2. 焼く" and counts["repair:escapes"] == 1
+    code = {"instruction": "Pythonで改行を出力するコードを書いてください。", "output": 'print("a\\nb")'}
+    out, counts = clean(code)
+    assert out["output"] == 'print("a\\nb")' and not counts  # code keeps its escapes
+    out, counts = clean({"instruction": "挨拶して", "output": "ã“ã‚“ã«ã¡ã¯"})  # cp1252, 0x81 bytes lost
+    assert out["output"] == "こんにちは" and counts["repair:mojibake"] == 1
+    assert fix_mojibake("CafÃ© au lait") == "Café au lait"
+    for fine in ("Café – “quotes” naïve", "普通の文です。", "Café”"):
+        assert fix_mojibake(fine) == fine
+
+
+def test_pii_masked_with_types_and_near_misses_survive():
+    counts = Counter()
+    text = (
+        "連絡先はtaro.yamada@example.co.jp、電話は090-1234-5678か０３－１２３４－５６７８、"
+        "+1 415 555 2671、カード4111 1111 1111 1111、IP 192.168.0.1 と 2001:db8::1、〒100-0001 東京都千代田区千代田1-1"
+    )
+    assert mask_pii(text, counts) == (
+        "連絡先は<EMAIL>、電話は<PHONE>か<PHONE>、<PHONE>、カード<CREDIT_CARD>、IP <IP_ADDRESS> と <IP_ADDRESS>、<ADDRESS>"
+    )
+    assert counts == {"EMAIL": 1, "PHONE": 3, "CREDIT_CARD": 1, "IP_ADDRESS": 2, "ADDRESS": 1}
+    assert mask_pii("番号 1234 5678 9018") == "番号 <MY_NUMBER>"
+    keep = "2021-07-26 ¥1,234,567 arXiv:2303.12345v2 version 1.2.3.4 Python 3.10.4 4111-1111-1111-1112 std::vector a[::2] 12:30:45"
+    assert mask_pii(keep) == keep
+
+
+def test_pii_never_reaches_a_reject():
+    out, counts = clean({"instruction": "この写真の人に連絡して", "output": "連絡は a.b@example.com"})
+    assert is_reject(out) and "example.com" not in out["record"] and "<EMAIL>" in out["record"]
+    assert counts["pii:EMAIL"] == 1
+
+
+def test_unknown_skip_name_is_an_error():
+    from pipeline.clean.stage import check_skip
+    from schemas.recipe import Recipe
+
+    with pytest.raises(PipelineError, match="clean.skip': unknown rule 'no_such_rule'"):
+        check_skip(Recipe(name="r", clean=CleanSpec(skip=["no_such_rule"])))
+
+
+@pytest.mark.parametrize("encoding", ["cp932", "euc_jp"])
+def test_legacy_encoded_alpaca_file_reads_the_same_rows(tmp_path, encoding):
+    def encodable(r):
+        try:
+            json.dumps(r, ensure_ascii=False).encode("cp932")
+            json.dumps(r, ensure_ascii=False).encode("euc_jp")
+            return True
+        except UnicodeEncodeError:
+            return False
+
+    rows = [r for r in JA if encodable(r)]
+    assert len(rows) > 250
+    text = json.dumps(rows, ensure_ascii=False)
+    (tmp_path / "utf8.json").write_text(text, encoding="utf-8")
+    (tmp_path / "legacy.json").write_bytes(text.encode(encoding))
+    spec = SourceSpec(name="a", kind="alpaca", path="*.json", license="mit")
+
+    def read(name):
+        f = SourceFile("a", tmp_path / name, name, name)
+        return [{k: v for k, v in r.items() if k not in ("id", "source_file")} for r in read_file(f, spec, tmp_path)]
+
+    assert file_encoding(tmp_path / "legacy.json") == encoding
+    assert file_encoding(tmp_path / "utf8.json") == "utf-8"
+    assert read("legacy.json") == read("utf8.json")
