@@ -31,6 +31,7 @@ from pipeline.errors import InputFileError
 from pipeline.records import is_reject
 from pipeline.resume.store import UnitStore
 from pipeline.sources._io import BASE64_NOTE
+from pipeline.sources._streams import file_encoding
 from schemas.recipe import Recipe
 
 SEED = 20261202
@@ -138,8 +139,9 @@ def check_rows(rows: list[dict], n: int, raw_lines: list[bytes] | None, tmp: Pat
                 raw = raw_lines[r["source_index"]]
                 if r["detail"].endswith(BASE64_NOTE):  # not UTF-8: the bytes themselves, in base64
                     assert base64.b64decode(r["record"]) == raw
-                else:
-                    assert r["record"] == raw.decode("utf-8")
+                else:  # text: as decoded in the file's encoding (a file that is not UTF-8 may be EUC-JP/cp932)
+                    [path] = [p for p in tmp.iterdir() if p.name.startswith("in.") and p.is_file()]
+                    assert r["record"] == raw.decode(file_encoding(path))
     stage = CleanStage.from_recipe(Recipe(name="fuzz"))
     cleaned = list(stage(rows))
     assert len(cleaned) == len(rows)

@@ -16,12 +16,16 @@ from collections import Counter
 TYPES = ("EMAIL", "PHONE", "CREDIT_CARD", "MY_NUMBER", "IP_ADDRESS", "ADDRESS")
 
 _SEP = r"[-‐ー－ 　]"
-_PATTERN = re.compile(
-    r"(?P<EMAIL>(?<![A-Za-z0-9.+_%-])[A-Za-z0-9._%+-]+[@＠][A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9_-]))"
-    r"|(?P<ADDRESS>〒\s?\d{3}[-‐ー－]?\d{4}(?:[ 　]?[^\s、。,]{0,40}?[都道府県市区町村郡][^\n、。]{0,40}?\d+(?:[-‐ー－丁目番地号]+\d+)*(?:号|番地|番)?)?)"
-    r"|(?P<NUM>(?<![A-Za-z0-9.+/_-])(?:\+|＋)?\(?\d[\d()\-‐ー－ 　.]{6,22}\d(?![A-Za-z0-9/_-]|\.\d))"
-    r"|(?P<IPV6>(?<![A-Za-z0-9_:.])(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f:.]*[0-9A-Fa-f](?![A-Za-z0-9_:]))",
+_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9.+_%-])[A-Za-z0-9._%+-]+[@＠][A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9_-])"
 )
+_ADDRESS = re.compile(
+    r"〒\s?\d{3}[-‐ー－]?\d{4}(?:[ 　]?[^\s、。,]{0,40}?[都道府県市区町村郡][^\n、。]{0,40}?\d+(?:[-‐ー－丁目番地号]+\d+)*(?:号|番地|番)?)?"
+)
+# a digit run (8+ characters with separators); the sign, bracket and boundaries are checked around it
+_NUM = re.compile(r"\d[\d()\-‐ー－ 　.]{6,22}\d")
+_IPV6 = re.compile(r"(?<![A-Za-z0-9_:.])(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f:.]*[0-9A-Fa-f](?![A-Za-z0-9_:])")
+_DIGITS8 = re.compile(r"\d[^\n]{0,3}\d[^\n]{0,3}\d\d")  # cheap test: a number worth looking at
 _VERSION_BEFORE = re.compile(r"(?:v|ver\.?|version|バージョン|release|python|node|rev\.?)\s*$", re.IGNORECASE)
 
 
@@ -78,31 +82,57 @@ def _number_type(s: str, before: str) -> str | None:
     return None
 
 
+def _numbers(text: str, counts: Counter | None) -> str:
+    out, last = [], 0
+    for m in _NUM.finditer(text):
+        a, b = m.span()
+        if a > 0 and text[a - 1] in "+＋(":
+            a -= 1
+        core = text[a:b]
+        while core and core[-1] in ")(-‐ー－ 　." and not core.endswith(")"):
+            core = core[:-1]
+        b = a + len(core)
+        before, after = text[a - 1 : a] if a else "", text[b : b + 2]
+        if re.match(r"[A-Za-z0-9.+/_-]", before) or re.match(r"[A-Za-z0-9/_-]|\.\d", after):
+            continue
+        kind = _number_type(core, text[max(0, a - 12) : a])
+        if kind is None:
+            continue
+        out.append(text[last:a])
+        out.append(f"<{kind}>")
+        last = b
+        if counts is not None:
+            counts[kind] += 1
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
+
+
 def mask_pii(text: str, counts: Counter | None = None) -> str:
     """``text`` with every PII span replaced by ``<TYPE>``; ``counts[TYPE]`` counts the spans masked."""
     if not text:
         return text
 
-    def one(m: re.Match) -> str:
-        kind = m.lastgroup
-        s = m.group()
-        if kind == "NUM":
-            core = s.strip(" 　")
-            kind = _number_type(core, text[max(0, m.start() - 12) : m.start()])
-            if kind is None:
-                return s
-            lead, trail = s[: len(s) - len(s.lstrip(" 　"))], s[len(s.rstrip(" 　")) :]
+    def sub(pattern: re.Pattern, kind: str, text: str) -> str:
+        def one(m: re.Match) -> str:
+            if kind == "IP_ADDRESS":
+                try:
+                    ipaddress.IPv6Address(m.group())
+                except ValueError:
+                    return m.group()
             if counts is not None:
                 counts[kind] += 1
-            return f"{lead}<{kind}>{trail}"
-        if kind == "IPV6":
-            try:
-                ipaddress.IPv6Address(s)
-            except ValueError:
-                return s
-            kind = "IP_ADDRESS"
-        if counts is not None:
-            counts[kind] += 1
-        return f"<{kind}>"
+            return f"<{kind}>"
 
-    return _PATTERN.sub(one, text)
+        return pattern.sub(one, text)
+
+    if "@" in text or "＠" in text:
+        text = sub(_EMAIL, "EMAIL", text)
+    if "〒" in text:
+        text = sub(_ADDRESS, "ADDRESS", text)
+    if "::" in text or text.count(":") >= 3:
+        text = sub(_IPV6, "IP_ADDRESS", text)
+    if _DIGITS8.search(text):
+        text = _numbers(text, counts)
+    return text

@@ -15,6 +15,9 @@ FIELDS = ("instruction", "input", "output", "text")
 def check(row: Row, ctx) -> tuple[str, str] | None:
     if "text" in row:  # documents: web text holds stray U+FFFD and backslashes of its own
         return None
+    joined = row["instruction"] + row["input"] + row["output"]
+    if "\\" not in joined and "\ufffd" not in joined:
+        return None
     code = code_row(row["instruction"], row["input"], row["output"])
     for key in FIELDS:
         value = row.get(key)
