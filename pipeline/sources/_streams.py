@@ -155,11 +155,21 @@ def _sniff(path: Path, _size: int, _mtime: int) -> str:
         raise InputFileError(path, f"unreadable archive: {err}") from None
     for encoding in ("utf-8", *LEGACY_ENCODINGS):
         try:
-            codecs.getincrementaldecoder(encoding)("strict").decode(window, final=False)
-            return encoding
+            text = codecs.getincrementaldecoder(encoding)("strict").decode(window, final=False)
         except UnicodeDecodeError:
             continue
+        if encoding == "utf-8" or _japanese_share(text) >= 0.8:  # a legacy decode must read as Japanese
+            return encoding
     return "utf-8"  # none fits: read as UTF-8, each bad record a bad_encoding reject
+
+
+def _japanese_share(text: str) -> float:
+    """The share of non-ASCII characters that are kana, CJK or full-width forms (not private-use
+    characters, half-width katakana or C1 controls, which is what random bytes decode to)."""
+    other = [ch for ch in text if ord(ch) > 0x7F]
+    if not other:
+        return 0.0
+    return sum("\u3000" <= ch <= "\u9fff" or "\uff01" <= ch <= "\uff5e" for ch in other) / len(other)
 
 
 def file_encoding(path: Path) -> str:
