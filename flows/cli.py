@@ -1,4 +1,4 @@
-"""Command line: ``python -m pipeline build|run|serve|generate|train|report|inspect`` (also installed as
+"""Command line: ``python -m pipeline build|run|serve|generate|train|report|inspect|rwkv`` (also installed as
 ``instruct-pipeline``). The top layer: it reads arguments, starts Prefect's API for the run and calls
 the flows; ``pipeline/__main__.py`` only hands over to it."""
 
@@ -153,12 +153,13 @@ def train_cmd(
     if plan:
         import json
 
-        from transformers import AutoConfig
-
+        from pipeline.rwkv.checkpoint import model_config
         from pipeline.train.planner import format_plan, plan_with_advice
 
         try:
-            config = AutoConfig.from_pretrained(r.resolve_model(r.train.model))
+            config = model_config(r.resolve_model(r.train.model))
+        except PipelineError as err:
+            fail(str(err))
         except (OSError, ValueError) as err:
             fail(f"{r.train.model}: cannot read the model config: {str(err).splitlines()[0]}")
         p = plan_with_advice(config, r.train)
@@ -286,6 +287,42 @@ def inspect(out_dir: Annotated[Path, typer.Argument(help="a build output directo
     manifest = load_manifest(out_dir)
     print_counts({k: v.model_dump() for k, v in manifest.counts.items()})
     typer.echo(f"{len(manifest.shards)} shards, recipe sha256 {manifest.recipe_sha256[:12]}")
+
+
+rwkv_app = typer.Typer(no_args_is_help=True, help="RWKV-4: BlinkDL .pth checkpoints in and out.")
+app.add_typer(rwkv_app, name="rwkv")
+
+
+@rwkv_app.command("import")
+def rwkv_import(
+    pth: Annotated[Path, typer.Argument(help="a BlinkDL RWKV-4 checkpoint (RWKV-4-Pile-*.pth)")],
+    tokenizer: Annotated[
+        str, typer.Option("--tokenizer", help="tokenizer directory or hub id (Pile models: EleutherAI/gpt-neox-20b)")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="the transformers model folder to write")],
+    context_length: Annotated[int, typer.Option("--context-length", help="the model's training context")] = 1024,
+) -> None:
+    """Convert a BlinkDL .pth (loaded with weights_only: no pickled code runs) to a transformers folder."""
+    from pipeline.rwkv.checkpoint import import_pth
+
+    try:
+        typer.echo(f"wrote {import_pth(pth, tokenizer, out, context_length)}")
+    except PipelineError as err:
+        fail(str(err))
+
+
+@rwkv_app.command("export")
+def rwkv_export(
+    src: Annotated[Path, typer.Argument(help="a transformers RWKV folder, or a train run (base + LoRA merged)")],
+    out: Annotated[Path, typer.Option("--out", help="the .pth file to write")],
+) -> None:
+    """Write a BlinkDL .pth state dict that ChatRWKV's rwkv package loads."""
+    from pipeline.rwkv.checkpoint import export_pth
+
+    try:
+        typer.echo(f"wrote {export_pth(src, out)}")
+    except PipelineError as err:
+        fail(str(err))
 
 
 def main() -> None:

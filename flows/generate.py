@@ -8,6 +8,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from pipeline.errors import PipelineError
 from pipeline.generate.backends import load_backend
 from pipeline.generate.selfinstruct import SelfInstruct, load_seed_tasks, run
 from pipeline.sink.outdir import check_generate_output, output_lock
@@ -44,6 +45,10 @@ def _generate(recipe, out: Path) -> dict:
         if spec.backend == "vllm"
         else {"dtype": "float32" if spec.dtype == "auto" else spec.dtype}
     )
+    if spec.state:
+        if spec.backend != "transformers":
+            raise PipelineError("generate.state: an RWKV-4 initial state needs backend: transformers")
+        kwargs["state"] = str(recipe.resolve(spec.state))
     if spec.backend == "vllm":
         kwargs.update(tensor_parallel_size=spec.tensor_parallel_size, seed=spec.seed)
     backend = load_backend(spec.backend, model, **kwargs)

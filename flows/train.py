@@ -18,10 +18,10 @@ from schemas.recipe import load_recipe
 
 @task(cache_policy=NO_CACHE)
 def plan_task(recipe) -> dict:
-    from transformers import AutoConfig
+    from pipeline.rwkv.checkpoint import model_config
 
     spec = recipe.train
-    p = plan_with_advice(AutoConfig.from_pretrained(recipe.resolve_model(spec.model)), spec)
+    p = plan_with_advice(model_config(recipe.resolve_model(spec.model)), spec)
     get_run_logger().info("memory plan:\n%s", format_plan(p, spec))
     if not p.fits:
         raise PipelineError(

@@ -34,6 +34,7 @@ class GenerateSpec(Strict):
     sampling: SamplingSpec = SamplingSpec()
     tensor_parallel_size: int = Field(default=1, ge=1)
     dtype: str = "auto"
+    state: str | None = None  # RWKV-4 initial state (a train run's folder or state.safetensors); transformers only
 
 
 class LoraSpec(Strict):
@@ -46,9 +47,13 @@ class LoraSpec(Strict):
 class TrainSpec(Strict):
     """LoRA training on a build's shards (pipeline/train)."""
 
-    model: str  # local directory or hub id
+    model: str  # local directory or hub id; or a BlinkDL RWKV-4 .pth (imported into the run's folder)
+    tokenizer: str | None = None  # for a .pth model: a directory or hub id (default EleutherAI/gpt-neox-20b)
     dataset: str  # a build output directory (its manifest.json lists the shards)
     template: Literal["alpaca-ja", "alpaca-en", "dolly"] = "alpaca-ja"
+    method: Literal["lora", "state", "lora+state"] = "lora"  # state: RWKV-4 initial-state tuning
+    state_shift: bool = False  # state tuning also learns the token-shift states
+    wkv: Literal["auto", "fla", "transformers"] = "auto"  # RWKV-4 WKV op (auto: fla's Triton kernel on GPU)
     lora: LoraSpec = LoraSpec()
     seq_len: int = Field(default=1024, gt=8)
     micro_batch: int = Field(default=2, gt=0)

@@ -1,3 +1,4 @@
+import json
 import os
 from pathlib import Path
 
@@ -56,3 +57,39 @@ def samples_copy(dir: Path, **changes) -> Path:
 def files_of(d: Path) -> dict[str, bytes]:
     """Every file under ``d`` by relative path, with its bytes."""
     return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    from testkit.tiny_models import make_model
+
+    ja = json.loads((SAMPLES / "japanese_alpaca" / "alpaca_data_ja.sample.json").read_text())
+    texts = [r["instruction"] + "\n" + r["output"] for r in ja]
+    root = tmp_path_factory.mktemp("models")
+    # A wider init than the 0.02 default (attention models) lets a LoRA move the logits of a 64-wide model.
+    extra = {"gpt_neox": {"initializer_range": 0.2}, "llama": {"initializer_range": 0.2}, "rwkv": {}}
+    return {
+        a: make_model(root / a, texts, a, hidden=64, heads=1, layers=2, vocab_size=512, **extra[a])
+        for a in ("gpt_neox", "llama", "rwkv")
+    }
+
+
+@pytest.fixture(scope="session")
+def small_build(tmp_path_factory, prefect_harness):
+    """A real build output of 12 Japanese Alpaca rows (2 of them in validation with seed 3)."""
+    from flows.build import build_flow
+
+    tmp = tmp_path_factory.mktemp("build")
+    ja = json.loads((SAMPLES / "japanese_alpaca" / "alpaca_data_ja.sample.json").read_text())
+    short = [r for r in ja if len(r["output"]) < 60][:12]
+    (tmp / "a.json").write_text(json.dumps(short, ensure_ascii=False))
+    r = write_recipe(
+        tmp,
+        {
+            "name": "small",
+            "sources": [{"name": "a", "kind": "alpaca", "path": "a.json", "license": "mit"}],
+            "split": {"validation": 0.2, "seed": 3},
+        },
+    )
+    build_flow(str(r), str(tmp / "out"))
+    return tmp / "out"

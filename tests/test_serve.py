@@ -120,7 +120,7 @@ def test_serve_then_trigger_through_the_api(server, tmp_path):
         ]
         out = tmp_path / "out" / "samples"
         manifest = json.loads((out / "manifest.json").read_text())
-        assert sum(c["kept"] for c in manifest["counts"].values()) == 851
+        assert sum(c["kept"] for c in manifest["counts"].values()) == 843
         assert (out / "report.html").is_file()
 
         # the scheduler has planned the nightly runs: 03:00 in Tokyo is 18:00 UTC

@@ -50,7 +50,8 @@ def finish(text: str, stops: list[str], hit_length: bool, engine_loop: bool, tok
 class TransformersBackend:
     name = "transformers"
 
-    def __init__(self, model: str, dtype: str = "float32", device: str | None = None):
+    def __init__(self, model: str, dtype: str = "float32", device: str | None = None, state: str | None = None):
+        """``state``: an RWKV-4 initial state (a train run's state.safetensors, or its folder) to start from."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -63,6 +64,16 @@ class TransformersBackend:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype)).to(self.device)
         self.model.eval()
+        if self.model.config.model_type == "rwkv":
+            from pipeline.rwkv.wkv import resolve, use_wkv
+
+            use_wkv(resolve("auto", torch.device(self.device).type))
+            if state:
+                from pipeline.rwkv.state import load
+
+                load(self.model, state)
+        elif state:
+            raise ValueError(f"{model}: an initial state is for RWKV-4 models, not {self.model.config.model_type}")
 
     def generate(
         self, prompts: list[str], sampling: Sampling, seed: int, stops: list[str]
@@ -165,7 +176,7 @@ class VLLMBackend:
 
 def load_backend(name: str, model: str, **kwargs):
     if name == "transformers":
-        return TransformersBackend(model, **{k: v for k, v in kwargs.items() if k in ("dtype", "device")})
+        return TransformersBackend(model, **{k: v for k, v in kwargs.items() if k in ("dtype", "device", "state")})
     if name == "vllm":
         return VLLMBackend(model, **kwargs)
     raise ValueError(f"unknown backend {name!r} (known: {', '.join(BACKENDS)})")

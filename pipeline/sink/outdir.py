@@ -30,7 +30,9 @@ from schemas.manifest import Manifest
 
 BUILD_FILES = frozenset({"manifest.json", "README.md", "report.html"})
 GENERATE_ENTRIES = frozenset({"manifest.json", "generated", "rejects", "rounds"})
-TRAIN_ENTRIES = frozenset({"adapter", "checkpoints", "merged", "run_manifest.json", "train_log.jsonl"})
+TRAIN_ENTRIES = frozenset(
+    {"adapter", "checkpoints", "imported", "merged", "run_manifest.json", "state.safetensors", "train_log.jsonl"}
+)
 
 
 class OutputRefused(PipelineError):

@@ -91,13 +91,37 @@ def sample_generations(model, tok, spec, rows: list[dict], n: int) -> list[dict]
     return out
 
 
+def rwkv_setup(spec, model, on_gpu: bool) -> tuple[str | None, int | None]:
+    """RWKV-4 only: install the WKV op ``train.wkv`` names and switch off inference-time layer rescaling
+    (it divides base weights in place but not LoRA deltas); (op, the config's rescale_every) or (None, None)."""
+    if model.config.model_type != "rwkv":
+        if spec.method != "lora":
+            raise PipelineError(f"train.method {spec.method!r}: state tuning is for RWKV-4 models, not "
+                                f"{model.config.model_type}")
+        return None, None
+    from pipeline.rwkv.wkv import resolve, use_wkv
+
+    op = resolve(spec.wkv, "cuda" if on_gpu else "cpu")
+    use_wkv(op)
+    rescale = model.config.rescale_every
+    model.config.rescale_every = 0
+    return op, rescale
+
+
 def train(spec, out_dir: Path, model_path: str, dataset: Path, resume: bool = True) -> dict:
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(spec.seed)
+    source = model_path
+    if model_path.endswith(".pth"):  # a BlinkDL RWKV-4 checkpoint: imported once into the run's folder
+        from pipeline.rwkv.checkpoint import imported
+
+        model_path = imported(model_path, spec.tokenizer, out_dir)
     tok, model = load_model(spec, model_path)
     model_type = model.config.model_type
+    on_gpu = torch.cuda.is_available() and spec.gpus > 0
+    wkv_op, rescale = rwkv_setup(spec, model, on_gpu)
     model.config.use_cache = (
         False  # no generation cache while training (RWKV would update its state in place)
     )
@@ -105,12 +129,24 @@ def train(spec, out_dir: Path, model_path: str, dataset: Path, resume: bool = Tr
     if spec.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
-    model = with_lora(model, spec)
+    if "lora" in spec.method:
+        model = with_lora(model, spec)
+    else:
+        model.requires_grad_(False)
+    initial_state = None
+    if "state" in spec.method:
+        from pipeline.rwkv.state import attach
+
+        initial_state = attach(model, shift=spec.state_shift)
     log_path = out_dir / "train_log.jsonl"
 
     class Log(TrainerCallback):
         def __init__(self):
             self.t, self.tokens = time.perf_counter(), 0
+
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step >= state.max_steps:  # the last step is always logged
+                control.should_log = True
 
         def on_log(self, args, state, control, logs=None, **kw):
             if not logs or "loss" not in logs or not state.is_world_process_zero:
@@ -123,11 +159,12 @@ def train(spec, out_dir: Path, model_path: str, dataset: Path, resume: bool = Tr
                 "lr": logs.get("learning_rate"),
                 "tokens_per_s": round(seen / max(now - self.t, 1e-9), 1),
             }
+            if on_gpu:
+                rec["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
             self.t, self.tokens = now, collator.tokens_seen
             with open(log_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(rec) + "\n")
 
-    on_gpu = torch.cuda.is_available() and spec.gpus > 0
     args = TrainingArguments(
         output_dir=str(out_dir / "checkpoints"),
         per_device_train_batch_size=spec.micro_batch,
@@ -166,8 +203,13 @@ def train(spec, out_dir: Path, model_path: str, dataset: Path, resume: bool = Tr
     eval_loss = trainer.evaluate()["eval_loss"] if val_rows else None
     if not trainer.is_world_process_zero():  # one rank writes the outputs
         return {"steps": trainer.state.global_step, "eval_loss": eval_loss}
-    model.save_pretrained(out_dir / "adapter", safe_serialization=True)
-    tok.save_pretrained(out_dir / "adapter")
+    if "lora" in spec.method:
+        model.save_pretrained(out_dir / "adapter", safe_serialization=True)
+        tok.save_pretrained(out_dir / "adapter")
+    if initial_state is not None:
+        from pipeline.rwkv.state import save
+
+        save(initial_state, out_dir)
     samples = sample_generations(
         model,
         tok,
@@ -175,13 +217,19 @@ def train(spec, out_dir: Path, model_path: str, dataset: Path, resume: bool = Tr
         load_rows(dataset, "validation", False) or load_rows(dataset, "train", False),
         spec.sample_generations,
     )
-    if spec.merge:
-        model.merge_and_unload().save_pretrained(out_dir / "merged", safe_serialization=True)
+    if spec.merge and "lora" in spec.method:
+        merged = model.merge_and_unload()
+        if rescale is not None:
+            merged.config.rescale_every = rescale
+        merged.save_pretrained(out_dir / "merged", safe_serialization=True)
         tok.save_pretrained(out_dir / "merged")
     manifest = json.loads((dataset / "manifest.json").read_text())
     run = {
-        "model": model_path,
+        "model": source,
+        "base": model_path,
         "model_type": model_type,
+        "method": spec.method,
+        "wkv": wkv_op,
         "dataset": str(dataset),
         "dataset_manifest_sha256": hashlib.sha256((dataset / "manifest.json").read_bytes()).hexdigest(),
         "dataset_recipe_sha256": manifest.get("recipe_sha256"),
@@ -189,7 +237,8 @@ def train(spec, out_dir: Path, model_path: str, dataset: Path, resume: bool = Tr
         "eval_sequences": len(val_rows),
         "steps": trainer.state.global_step,
         "eval_loss": eval_loss,
-        "lora_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "lora_params": sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and "lora_" in n),
+        "state_params": sum(p.numel() for p in initial_state.parameters()) if initial_state is not None else 0,
         "samples": samples,
         "spec": spec.model_dump(mode="json"),
     }

@@ -1,0 +1,98 @@
+"""RWKV-4's WKV recurrence on flash-linear-attention's Triton kernel, in transformers' calling convention.
+
+transformers' ``RwkvSelfAttention`` calls the module-level ``rwkv_linear_attention(time_decay, time_first, key,
+value, state, return_state)``; its fast path needs a CUDA kernel fetched from the hub, so offline it runs a Python
+loop over time steps. :func:`fla_wkv` computes the same thing with ``fla.ops.rwkv4.fused_recurrent_rwkv4``
+(forward and backward in Triton, fp32 accumulation): state in and out in transformers' layout (three (B, C)
+tensors: numerator, denominator, running max), inputs of any float dtype, the state always fp32.
+
+:func:`use_wkv` installs one op for every RWKV model of the process and returns the one it replaced.
+On CPU the Triton kernel runs only under ``TRITON_INTERPRET=1`` (slow: for tests).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+import torch
+
+from pipeline.errors import PipelineError
+
+OPS = ("auto", "fla", "transformers")
+MAX_INIT = -1e38  # the running max of an empty state (fla's convention; transformers' loop uses -1e38 too)
+
+
+def fla_wkv(time_decay, time_first, key, value, state=None, return_state=False):
+    """transformers' ``rwkv_linear_attention`` on the fla kernel: (output like ``key``, state or None)."""
+    from fla.ops.rwkv4 import fused_recurrent_rwkv4
+
+    b, _, c = key.shape
+    if state is None:
+        s = torch.zeros(b, 3, 1, c, dtype=torch.float32, device=key.device)
+        s[:, 2] = MAX_INIT
+    else:
+        s = torch.stack([x.float() for x in state], dim=1).unsqueeze(2)
+    out, s_out = fused_recurrent_rwkv4(
+        time_decay.float(), time_first.float(), key.float(), value.float(), s
+    )  # float32 in: the kernel keeps its state in the dtype of ``key``
+    out = out.to(key.dtype)
+    if return_state or state is not None:
+        s_out = s_out[:, :, 0]
+        return out, [s_out[:, 0], s_out[:, 1], s_out[:, 2]]
+    return out, None
+
+
+def _transformers_op():
+    from transformers.models.rwkv import modeling_rwkv
+
+    return getattr(modeling_rwkv, "_instruct_pipeline_original", modeling_rwkv.rwkv_linear_attention)
+
+
+def _dispatch_fla(time_decay, time_first, key, value, state=None, return_state=False):
+    if key.size(1) == 1:  # one token (generation): the loop is one step; a kernel launch costs more
+        return _transformers_op()(time_decay, time_first, key, value, state=state, return_state=return_state)
+    return fla_wkv(time_decay, time_first, key, value, state=state, return_state=return_state)
+
+
+def fla_problem(device: str) -> str | None:
+    """Why the fla op cannot run on ``device`` ("cuda" or "cpu"), or None when it can."""
+    try:
+        import fla.ops.rwkv4  # noqa: F401
+    except Exception as err:  # ImportError, or triton failing to find a backend
+        return f"flash-linear-attention is not importable ({type(err).__name__}: {str(err).splitlines()[0]})"
+    if device == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
+        return "its Triton kernel runs on CPU only under TRITON_INTERPRET=1 (slow: for tests)"
+    return None
+
+
+def resolve(op: str, device: str) -> str:
+    """The op that ``op`` (one of OPS) means on ``device``: "fla" or "transformers"; an error if "fla" cannot run."""
+    if op not in OPS:
+        raise PipelineError(f"train.wkv: unknown op {op!r} (known: {', '.join(OPS)})")
+    if op == "auto":
+        return "fla" if device == "cuda" and fla_problem(device) is None else "transformers"
+    if op == "fla" and (why := fla_problem(device)):
+        raise PipelineError(f"train.wkv: fla on {device}: {why}")
+    return op
+
+
+def use_wkv(op: str) -> str:
+    """Install "fla" or "transformers" as the WKV op of every RWKV model; the op it replaced."""
+    from transformers.models.rwkv import modeling_rwkv
+
+    if not hasattr(modeling_rwkv, "_instruct_pipeline_original"):
+        modeling_rwkv._instruct_pipeline_original = modeling_rwkv.rwkv_linear_attention
+    before = "fla" if modeling_rwkv.rwkv_linear_attention is _dispatch_fla else "transformers"
+    modeling_rwkv.rwkv_linear_attention = _dispatch_fla if op == "fla" else _transformers_op()
+    return before
+
+
+@contextmanager
+def wkv(op: str):
+    """``use_wkv(op)`` for the block, then the previous op again."""
+    before = use_wkv(op)
+    try:
+        yield
+    finally:
+        use_wkv(before)
