@@ -43,6 +43,29 @@ def fla_wkv(time_decay, time_first, key, value, state=None, return_state=False):
     return out, None
 
 
+class _SavesLikeFla(torch.autograd.Function):
+    """On the meta device (the memory planner): keeps for backward what fla's op keeps (w, u, k and v in
+    float32, the state after every step: (B, 3, T, C) float32) and returns empty outputs."""
+
+    @staticmethod
+    def forward(ctx, w, u, k, v, s):
+        b, t, c = k.shape
+        ctx.save_for_backward(w, u, k, v, k.new_empty(b, 3, t, c))
+        return k.new_empty(b, t, c), s.new_empty(b, 3, 1, c)
+
+    @staticmethod
+    def backward(ctx, *grads):  # never called: meta tensors only
+        raise NotImplementedError
+
+
+def meta_fla_wkv(time_decay, time_first, key, value, state=None, return_state=False):
+    """:func:`fla_wkv`'s memory on the meta device: the same saved tensors, no kernel."""
+    b, _, c = key.shape
+    s = torch.empty(b, 3, 1, c, dtype=torch.float32, device=key.device)
+    out, _ = _SavesLikeFla.apply(time_decay.float(), time_first.float(), key.float(), value.float(), s)
+    return out.to(key.dtype), None
+
+
 def _transformers_op():
     from transformers.models.rwkv import modeling_rwkv
 
@@ -66,6 +89,11 @@ def fla_problem(device: str) -> str | None:
     return None
 
 
+def planned(op: str) -> str:
+    """The op a GPU run of ``train.wkv: op`` will use, for the memory planner: "fla" or "transformers"."""
+    return "fla" if op in ("auto", "fla") and fla_problem("cuda") is None else "transformers"
+
+
 def resolve(op: str, device: str) -> str:
     """The op that ``op`` (one of OPS) means on ``device``: "fla" or "transformers"; an error if "fla" cannot run."""
     if op not in OPS:
@@ -78,13 +106,16 @@ def resolve(op: str, device: str) -> str:
 
 
 def use_wkv(op: str) -> str:
-    """Install "fla" or "transformers" as the WKV op of every RWKV model; the op it replaced."""
+    """Install "fla" or "transformers" (or "meta-fla", the planner's stand-in) as the WKV op of every RWKV
+    model; the op it replaced."""
     from transformers.models.rwkv import modeling_rwkv
 
     if not hasattr(modeling_rwkv, "_instruct_pipeline_original"):
         modeling_rwkv._instruct_pipeline_original = modeling_rwkv.rwkv_linear_attention
-    before = "fla" if modeling_rwkv.rwkv_linear_attention is _dispatch_fla else "transformers"
-    modeling_rwkv.rwkv_linear_attention = _dispatch_fla if op == "fla" else _transformers_op()
+    current = modeling_rwkv.rwkv_linear_attention
+    before = {_dispatch_fla: "fla", meta_fla_wkv: "meta-fla"}.get(current, "transformers")
+    ops = {"fla": _dispatch_fla, "meta-fla": meta_fla_wkv}
+    modeling_rwkv.rwkv_linear_attention = ops.get(op) or _transformers_op()
     return before
 
 

@@ -71,7 +71,15 @@ def _saved_bytes_of_forward(config, spec, layers: int) -> float:
     if config.model_type in PACKABLE:  # a 4D mask (training passes one when packing; the meta device
         # cannot build one from position ids)
         kwargs["attention_mask"] = torch.zeros((b, 1, s, s), dtype=dtype, device="meta")
-    with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+    from contextlib import nullcontext
+
+    from pipeline.rwkv.wkv import planned, wkv
+
+    # RWKV-4: the WKV op a GPU run uses (fla's kernel keeps far less than transformers' per-step loop)
+    op = nullcontext() if config.model_type != "rwkv" else wkv(
+        "meta-fla" if planned(spec.wkv) == "fla" else "transformers"
+    )
+    with op, torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
         logits = model(input_ids=ids, use_cache=False, **kwargs).logits.float()
         torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids.reshape(-1))
     return float(sum(seen.values()))
@@ -87,7 +95,7 @@ def _dry_run(config, spec, layers: int) -> float:
     key = (
         config.to_json_string(),
         layers,
-        one.model_dump_json(include={"seq_len", "precision", "lora", "pack"}),
+        one.model_dump_json(include={"seq_len", "precision", "lora", "pack", "wkv"}),
     )
     if key not in _DRY_RUNS:
         _DRY_RUNS[key] = _saved_bytes_of_forward(config, one, layers)

@@ -109,6 +109,17 @@ def rwkv_setup(spec, model, on_gpu: bool) -> tuple[str | None, int | None]:
 
 
 def train(spec, out_dir: Path, model_path: str, dataset: Path, resume: bool = True) -> dict:
+    """Train ``spec`` into ``out_dir``; the run record (also written to run_manifest.json)."""
+    from pipeline.rwkv.wkv import use_wkv
+
+    before = use_wkv("transformers")  # whatever this run installs for RWKV is undone after it
+    try:
+        return _train(spec, out_dir, model_path, dataset, resume)
+    finally:
+        use_wkv(before)
+
+
+def _train(spec, out_dir: Path, model_path: str, dataset: Path, resume: bool) -> dict:
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
     out_dir.mkdir(parents=True, exist_ok=True)
