@@ -197,6 +197,8 @@ def test_report_is_one_self_contained_page_with_the_figures(built):
         "Licence mix",
         "Near-duplicate clusters",
         "Sample rows",
+        "Quality: rejects per rule",
+        "Quality: repairs and PII masked per type",
     ):
         assert needle in page
     assert "planted" in page and "repetition_loop" in page and "duplicate_near" in page
@@ -214,7 +216,10 @@ def test_the_report_tables_are_prefect_table_artifacts_of_the_flow_run(built):
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
         )
     by_key = {a.key: a for a in arts}
-    suffixes = ["counts", "rejects", "lengths", "languages", "licenses", "near-duplicate-clusters", "samples"]
+    suffixes = [
+        *["counts", "rejects", "lengths", "languages", "licenses", "near-duplicate-clusters", "samples"],
+        *["quality", "repairs"],
+    ]
     assert sorted(by_key) == sorted(f"build-samples-{s}" for s in suffixes)
 
     def table(key):
@@ -237,3 +242,15 @@ def test_the_report_tables_are_prefect_table_artifacts_of_the_flow_run(built):
         r["rows"] for r in rejects if r["reason"] == "duplicate_near"
     )
     assert len(table("samples")) >= len(manifest["counts"])
+    # quality: every rule that rejected rows (duplicates aside), with up to two examples of its rejects
+    quality = table("quality")
+    by_rule = {(r["stage"], r["reason"]): r["rows"] for r in rejects if r["stage"] != "dedup"}
+    assert sorted({(q["stage"], q["reason"]) for q in quality}) == sorted(by_rule)
+    for rule, rows in by_rule.items():
+        examples = [q for q in quality if (q["stage"], q["reason"]) == rule]
+        assert len(examples) == min(2, rows) and all(q["rows"] == rows and q["record"] for q in examples)
+    unseen = [q for q in quality if q["reason"] == "unseen_media"]
+    assert unseen[0]["detail"].startswith("instruction asks to") and unseen[0]["source"] in manifest["counts"]
+    assert {(r["source"], r["kind"]): r["rows"] for r in table("repairs")} == {
+        (name, k): n for name, c in manifest["stages"].items() for k, n in c.items() if k.startswith(("pii:", "repair:"))
+    }

@@ -147,6 +147,7 @@ class ReportStats:
         self.count_tokens, self.token_note = _token_counter(tokenizer)
         self.parts: dict[tuple[str, str], _Part] = {}
         self.rejects: Counter = Counter()  # (stage, reason) -> rows
+        self.examples: dict[tuple[str, str], list[dict]] = defaultdict(list)  # two rejects per rule
         self.near_of: Counter = Counter()  # kept row id -> its near duplicates
 
     def add_kept(self, table: str, split: str, r: dict) -> None:
@@ -175,7 +176,12 @@ class ReportStats:
             part.pending = []
 
     def add_reject(self, r: dict) -> None:
-        self.rejects[(r["stage"], r["reason"])] += 1
+        key = (r["stage"], r["reason"])
+        self.rejects[key] += 1
+        if r["stage"] != "dedup" and len(self.examples[key]) < 2:
+            self.examples[key].append(
+                {"source": r["source"], "detail": r.get("detail") or "", "record": _record_snippet(r.get("record"))}
+            )
         if r["reason"] == "duplicate_near":
             self.near_of[r["duplicate_of"]] += 1
 
@@ -234,6 +240,17 @@ class ReportStats:
             "licenses": {name: dict(licenses.get(name, {})) for name in counts},
             "clusters": [{"cluster size": k + 1, "clusters": v} for k, v in sorted(clusters.items())],
             "samples": samples,
+            "quality": [
+                {"stage": st, "reason": rs, "rows": self.rejects[(st, rs)], **ex}
+                for (st, rs), exs in sorted(self.examples.items())
+                for ex in exs
+            ],
+            "repairs": [
+                {"source": name, "kind": k, "rows": n}
+                for name, c in manifest.get("stages", {}).items()
+                for k, n in sorted(c.items())
+                if k.startswith(("pii:", "repair:"))
+            ],
         }
 
 
@@ -243,7 +260,7 @@ def report_data(out_dir: Path, tokenizer: tuple[str, str] | None = None) -> dict
     stats = ReportStats(tokenizer)
     cols = {"instruct": ["source", "lang", "license", "instruction", "input", "output"],
             "text": ["source", "lang", "license", "text"],
-            "rejects": ["source", "reason", "duplicate_of", "stage"]}
+            "rejects": ["source", "reason", "duplicate_of", "stage", "detail", "record"]}
     for s in manifest["shards"]:
         names = set(pq.read_schema(out_dir / s["path"]).names)
         columns = [c for c in cols[s["table"]] if c in names]
@@ -254,6 +271,22 @@ def report_data(out_dir: Path, tokenizer: tuple[str, str] | None = None) -> dict
                 else:
                     stats.add_kept(s["table"], s["split"], r)
     return stats.data(manifest)
+
+
+def _record_snippet(record) -> str:
+    """The start of a reject's original record, for the report (its text fields, not its JSON)."""
+    if not record:
+        return "(not kept)"
+    try:
+        r = json.loads(record)
+    except (TypeError, ValueError):
+        return str(record)[:200]
+    if not isinstance(r, dict):
+        return str(r)[:200]
+    if r.get("text"):
+        return str(r["text"])[:200]
+    body = "\n".join(str(r[k]) for k in ("instruction", "input", "output") if r.get(k))
+    return (body or json.dumps(r, ensure_ascii=False))[:200]
 
 
 def _mix_rows(mix: dict[str, dict[str, int]]) -> list[dict]:
@@ -270,6 +303,8 @@ def artifact_tables(data: dict) -> dict[str, list[dict]]:
         "licenses": _mix_rows(data["licenses"]),
         "near-duplicate-clusters": data["clusters"],
         "samples": data["samples"],
+        "quality": data["quality"],
+        "repairs": data["repairs"],
     }
 
 
@@ -313,6 +348,21 @@ def render_report(out_dir: Path, tokenizer: tuple[str, str] | None = None, data:
             "Near-duplicate clusters (size = kept row + its duplicates)",
             ["cluster size", "clusters"],
             [[r["cluster size"], r["clusters"]] for r in data["clusters"]] or [["none", 0]],
+        )
+    )
+    parts.append(
+        table(
+            "Quality: rejects per rule, two examples each (duplicates are in the clusters table)",
+            ["stage", "reason", "rows", "source", "detail", "record"],
+            [[r["stage"], r["reason"], r["rows"], r["source"], r["detail"], r["record"]] for r in data["quality"]]
+            or [["none", "", 0, "", "", ""]],
+        )
+    )
+    parts.append(
+        table(
+            "Quality: repairs and PII masked per type (rows)",
+            ["source", "kind", "rows"],
+            [[r["source"], r["kind"], r["rows"]] for r in data["repairs"]] or [["none", "", 0]],
         )
     )
     parts.append(
