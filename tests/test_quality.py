@@ -105,6 +105,24 @@ def test_pii_masked_with_types_and_near_misses_survive():
     assert mask_pii(keep) == keep
 
 
+def test_pii_in_brackets_after_a_number_and_compressed_ipv6():
+    # each of these was missed before: a bracket glued to the run, a sentence's number before the bracket,
+    # a full-width separator, an IPv6 address with an empty group
+    cases = {
+        "Two examples of liquids are water and oil. (０９０－７６７８－４７３６)": "(<PHONE>)",
+        "The number 278 in hexadecimal is 112. (7020 2818 7950)": "(<MY_NUMBER>)",
+        "giving x = 2/4, which is equal to 2. (3749631104388055)": "(<CREDIT_CARD>)",
+        "- Huracán GT3 Evo 2 (239.236.168.77)": "(<IP_ADDRESS>)",
+        "For details, contact ４７１－１９０－６３３３.": "contact <PHONE>.",
+        "詳しくはfe80::1ff:fe23:4567:890aまでご連絡ください。": "詳しくは<IP_ADDRESS>まで",
+    }
+    for text, want in cases.items():
+        assert want in mask_pii(text), text
+    assert "278" in mask_pii("The number 278 in hexadecimal is 112. (7020 2818 7950)")
+    for keep in ("(2023年4月1日)", "(v1.2.3)", "(ISBN 978-4-12-345678-9)", "(CVE-2021-44228)", "第3章 (2-4節)"):
+        assert mask_pii(keep) == keep
+
+
 def test_pii_never_reaches_a_reject():
     out, counts = clean({"instruction": "この写真の人に連絡して", "output": "連絡は a.b@example.com"})
     assert is_reject(out) and "example.com" not in out["record"] and "<EMAIL>" in out["record"]

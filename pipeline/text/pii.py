@@ -24,7 +24,10 @@ _ADDRESS = re.compile(
 )
 # a digit run (8+ characters with separators); the sign, bracket and boundaries are checked around it
 _NUM = re.compile(r"\d[\d()\-‐ー－ 　.]{6,22}\d")
-_IPV6 = re.compile(r"(?<![A-Za-z0-9_:.])(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f:.]*[0-9A-Fa-f](?![A-Za-z0-9_:])")
+# later groups may be empty ("fe80::1"; not "::2", a slice); ipaddress validates every candidate
+_IPV6 = re.compile(
+    r"(?<![A-Za-z0-9_:.])[0-9A-Fa-f]{1,4}:(?:[0-9A-Fa-f]{0,4}:){1,6}[0-9A-Fa-f:.]*[0-9A-Fa-f](?![A-Za-z0-9_:])"
+)
 _DIGITS8 = re.compile(r"\d[^\n]{0,3}\d[^\n]{0,3}\d\d")  # cheap test: a number worth looking at
 _VERSION_BEFORE = re.compile(r"(?:v|ver\.?|version|バージョン|release|python|node|rev\.?)\s*$", re.IGNORECASE)
 
@@ -61,9 +64,12 @@ _CARD = re.compile(r"^\d{4}([- 　]?)\d{4}\1\d{4}\1\d{1,7}$|^\d{4}[- ]\d{6}[- ]\
 _MYNUM = re.compile(r"^\d{4}([- 　]?)\d{4}\1\d{4}$")
 
 
+_ASCII_SEP = str.maketrans({"‐": "-", "ー": "-", "－": "-", "　": " ", "（": "(", "）": ")"})
+
+
 def _number_type(s: str, before: str) -> str | None:
     """The PII type of a digit run, or None (a date, a price, a version, an id: left as it is)."""
-    ascii_s = "".join(str(int(c)) if c.isdigit() else c for c in s)
+    ascii_s = "".join(str(int(c)) if c.isdigit() else c for c in s).translate(_ASCII_SEP)
     d = _digits(ascii_s)
     if _IPV4.match(ascii_s):
         return None if _VERSION_BEFORE.search(before) else "IP_ADDRESS"
@@ -82,15 +88,32 @@ def _number_type(s: str, before: str) -> str | None:
     return None
 
 
-def _numbers(text: str, counts: Counter | None) -> str:
-    out, last = [], 0
+def _spans(text: str):
+    """Candidate number spans: each digit run, split where an unclosed bracket opens inside it
+    ("2. (3749 6311 0438 8055)" holds a sentence's number and a bracketed one)."""
     for m in _NUM.finditer(text):
         a, b = m.span()
+        k = text.rfind("(", a + 1, b)
+        if k > 0 and ")" not in text[k:b]:
+            yield a, k
+            a = k + 1
+            while a < b and not text[a].isdigit():
+                a += 1
+        yield a, b
+
+
+def _numbers(text: str, counts: Counter | None) -> str:
+    out, last = [], 0
+    for a, b in _spans(text):
+        if a < last or b - a < 8:
+            continue
         if a > 0 and text[a - 1] in "+＋(":
             a -= 1
         core = text[a:b]
         while core and core[-1] in ")(-‐ー－ 　." and not core.endswith(")"):
             core = core[:-1]
+        if core.startswith("(") and ")" not in core:  # "(090-1234-5678)": the bracket is the text's
+            a, core = a + 1, core[1:]
         b = a + len(core)
         before, after = text[a - 1 : a] if a else "", text[b : b + 2]
         if re.match(r"[A-Za-z0-9.+/_-]", before) or re.match(r"[A-Za-z0-9/_-]|\.\d", after):
