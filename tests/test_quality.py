@@ -115,6 +115,7 @@ def test_pii_in_brackets_after_a_number_and_compressed_ipv6():
         "- Huracán GT3 Evo 2 (239.236.168.77)": "(<IP_ADDRESS>)",
         "For details, contact ４７１－１９０－６３３３.": "contact <PHONE>.",
         "詳しくはfe80::1ff:fe23:4567:890aまでご連絡ください。": "詳しくは<IP_ADDRESS>まで",
+        "連絡先:2001:db8::1": "連絡先:<IP_ADDRESS>",  # NFKC made "連絡先：" ASCII
     }
     for text, want in cases.items():
         assert want in mask_pii(text), text

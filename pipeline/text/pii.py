@@ -24,9 +24,10 @@ _ADDRESS = re.compile(
 )
 # a digit run (8+ characters with separators); the sign, bracket and boundaries are checked around it
 _NUM = re.compile(r"\d[\d()\-‐ー－ 　.]{6,22}\d")
-# later groups may be empty ("fe80::1"; not "::2", a slice); ipaddress validates every candidate
+# later groups may be empty ("fe80::1"; not "::2", a slice); after "label:" too ("連絡先:2001:db8::1" once
+# NFKC has made the colon ASCII); ipaddress validates every candidate
 _IPV6 = re.compile(
-    r"(?<![A-Za-z0-9_:.])[0-9A-Fa-f]{1,4}:(?:[0-9A-Fa-f]{0,4}:){1,6}[0-9A-Fa-f:.]*[0-9A-Fa-f](?![A-Za-z0-9_:])"
+    r"(?<![A-Za-z0-9_.])(?<![0-9A-Fa-f:]:)[0-9A-Fa-f]{1,4}:(?:[0-9A-Fa-f]{0,4}:){1,6}[0-9A-Fa-f:.]*[0-9A-Fa-f](?![A-Za-z0-9_:])"
 )
 _DIGITS8 = re.compile(r"\d[^\n]{0,3}\d[^\n]{0,3}\d\d")  # cheap test: a number worth looking at
 _VERSION_BEFORE = re.compile(r"(?:v|ver\.?|version|バージョン|release|python|node|rev\.?)\s*$", re.IGNORECASE)
