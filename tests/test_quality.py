@@ -70,6 +70,14 @@ def test_each_rule_reason(row, why):
     assert reason(row, skip=[why]) != why  # every rule can be switched off
 
 
+def test_translation_artifact_lets_a_short_latin_name_pass_but_not_an_english_essay():
+    essay = "The purpose of financial accounting is to provide relevant and reliable information to users."
+    assert reason({"instruction": "グリーン・イニシアチブのスローガンを書く。", "output": essay}) == "translation_artifact"
+    assert reason({"instruction": "教授へのメールの結末を書く", "output": essay}) == "translation_artifact"
+    assert reason({"instruction": "グリーン・イニシアチブのスローガンを書く。", "output": "Go green, live clean!"}) is None
+    assert reason({"instruction": "この文を英語に翻訳してください。", "input": "私は学生です。", "output": essay}) is None
+
+
 def test_merged_near_miss_and_answered_items():
     assert reason({"instruction": "次の手順を並べ替えてください。\n1. 卵を割る\n2. 焼く", "output": "1, 2"}) is None
     assert reason({"instruction": "1. 首都は?\n2. 人口は?", "output": "1. 東京\n2. 約1400万人"}) is None

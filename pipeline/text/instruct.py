@@ -67,6 +67,20 @@ CODE_MARKERS = re.compile(
 )
 
 
+# cues that allow a short Latin answer (a name, a title, a slogan, a unit, a formula), not an English essay
+NAME_CUES = frozenset(
+    "名前 ブランド タイトル 題名 商品名 社名 略 キャッチフレーズ スローガン ダジャレ 回文 韻 ことわざ 諺 引用"
+    " 学名 化学式 元素記号 記号 単位 数式 方程式 公式 型 タグ クラス"
+    " メール ソフトウェア ライブラリ ドメイン url パスワード ユーザー名 ハッシュタグ email password username hashtag".split()
+)
+LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+
+
+def english_cue(*texts: str) -> bool:
+    """:func:`about_latin` by a cue that allows any amount of Latin (English, spelling, code, a format)."""
+    return any(m.group().lower() not in NAME_CUES for t in texts if t for m in ABOUT_LATIN.finditer(t))
+
+
 def about_latin(*texts: str) -> bool:
     """The row's instruction or input asks for code, English, a spelling, a name or a format."""
     return any(t and ABOUT_LATIN.search(t) for t in texts)

@@ -7,13 +7,22 @@ the Latin share of the letters. Thresholds: clean.max_latin_share_ja."""
 import re
 
 from pipeline.records import Row
-from pipeline.text.instruct import QUOTED, about_latin, latin_letters, latin_share, looks_like_code
+from pipeline.text.instruct import (
+    LATIN_WORD,
+    QUOTED,
+    about_latin,
+    english_cue,
+    latin_letters,
+    latin_share,
+    looks_like_code,
+)
 from pipeline.text.langid import KANA
 
 NAME = "translation_artifact"
 ORDER = 43
 ABOUT_JAPANESE = re.compile(r"japanese|日本語|translat|kanji|hiragana|katakana|kana\b", re.IGNORECASE)
 MIN_LATIN_LETTERS = 12  # shorter Latin runs (a name, a unit) say nothing
+MAX_NAME_WORDS = 8  # a name, title or slogan asked for may be Latin up to this many words
 
 
 def check(row: Row, ctx) -> tuple[str, str] | None:
@@ -26,8 +35,10 @@ def check(row: Row, ctx) -> tuple[str, str] | None:
     share, letters = latin_share(QUOTED.sub("", instruction))  # quoted material may be English
     if (ja or (KANA.search(output) and not ABOUT_JAPANESE.search(instruction))) and share >= limit and letters >= MIN_LATIN_LETTERS and not looks_like_code(instruction):
         return "translation_artifact", f"instruction untranslated: Latin share {share:.2f} of letters"
-    if about_latin(instruction, inp) or looks_like_code(output):
+    if looks_like_code(output) or english_cue(instruction, inp):
         return None
+    if about_latin(instruction, inp) and len(LATIN_WORD.findall(output)) <= MAX_NAME_WORDS:
+        return None  # asked for a name, a title, a unit: a short Latin answer is fine
     if latin_letters(instruction) + latin_letters(inp) >= MIN_LATIN_LETTERS:
         return None  # the material is English: an English answer may be right
     if not (ja or KANA.search(instruction)):
