@@ -32,17 +32,18 @@ def check(row: Row, ctx) -> tuple[str, str] | None:
     instruction, inp, output = row["instruction"], row["input"], row["output"]
     # a Japanese row: detected so, or one side in Japanese (kana) while the other is not
     ja = row.get("lang") == "ja"
-    share, letters = latin_share(QUOTED.sub("", instruction))  # quoted material may be English
-    if (ja or (KANA.search(output) and not ABOUT_JAPANESE.search(instruction))) and share >= limit and letters >= MIN_LATIN_LETTERS and not looks_like_code(instruction):
-        return "translation_artifact", f"instruction untranslated: Latin share {share:.2f} of letters"
+    if ja or (KANA.search(output) and not ABOUT_JAPANESE.search(instruction)):
+        share, letters = latin_share(QUOTED.sub("", instruction))  # quoted material may be English
+        if share >= limit and letters >= MIN_LATIN_LETTERS and not looks_like_code(instruction):
+            return "translation_artifact", f"instruction untranslated: Latin share {share:.2f} of letters"
+    if not (ja or KANA.search(instruction)):
+        return None  # an English row: the rest judges Japanese instructions only
     if looks_like_code(output) or english_cue(instruction, inp):
         return None
     if about_latin(instruction, inp) and len(LATIN_WORD.findall(output)) <= MAX_NAME_WORDS:
         return None  # asked for a name, a title, a unit: a short Latin answer is fine
     if latin_letters(instruction) + latin_letters(inp) >= MIN_LATIN_LETTERS:
         return None  # the material is English: an English answer may be right
-    if not (ja or KANA.search(instruction)):
-        return None
     share, letters = latin_share(output)
     if share >= limit and letters >= MIN_LATIN_LETTERS:
         return "translation_artifact", f"output in Latin script: Latin share {share:.2f} of letters"
