@@ -1,4 +1,4 @@
-"""Command line: ``python -m pipeline build|run|serve|generate|train|report|inspect|rwkv`` (also installed as
+"""Command line: ``python -m pipeline build|run|serve|generate|train|report|inspect|export|rwkv`` (also installed as
 ``instruct-pipeline``). The top layer: it reads arguments, starts Prefect's API for the run and calls
 the flows; ``pipeline/__main__.py`` only hands over to it."""
 
@@ -287,6 +287,23 @@ def inspect(out_dir: Annotated[Path, typer.Argument(help="a build output directo
     manifest = load_manifest(out_dir)
     print_counts({k: v.model_dump() for k, v in manifest.counts.items()})
     typer.echo(f"{len(manifest.shards)} shards, recipe sha256 {manifest.recipe_sha256[:12]}")
+
+
+@app.command("export")
+def export_cmd(
+    build: Annotated[Path, typer.Argument(help="a build output directory")],
+    fmt: Annotated[str, typer.Option("--format", help="alpaca | sharegpt | messages | llama-factory")],
+    out: Annotated[Path, typer.Option("--out", help="the .jsonl file (llama-factory: a folder) to write")],
+) -> None:
+    """Write a build's instruction rows as JSONL for other trainers (LLaMA-Factory: with dataset_info.json)."""
+    from pipeline.sink.export import export
+
+    try:
+        res = export(build, fmt, out)
+    except PipelineError as err:
+        fail(str(err))
+    skipped = f"; {res['text_rows_skipped']} text rows not exported" if res["text_rows_skipped"] else ""
+    typer.echo(f"wrote {res['rows']} rows to {out}{skipped}")
 
 
 rwkv_app = typer.Typer(no_args_is_help=True, help="RWKV-4: BlinkDL .pth checkpoints in and out.")
