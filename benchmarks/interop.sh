@@ -23,6 +23,8 @@ make_model(out, texts[:500], "llama", hidden=64, layers=2, heads=2, vocab_size=1
 PYEOF
 [ -x "$WORK/lf/bin/llamafactory-cli" ] || {
   python3 -m venv "$WORK/lf"
+  # the CPU torch first (a bare torch pulls a multi-GB CUDA build); LLaMA-Factory's pins then fit around it
+  "$WORK/lf/bin/pip" install -q torch==2.13.0
   "$WORK/lf/bin/pip" install -q llamafactory==0.9.5
 }
 for kind in alpaca sharegpt; do
