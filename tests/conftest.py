@@ -6,6 +6,9 @@ import pytest
 import yaml
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# flash-linear-attention's Triton kernels run on CPU tensors under the interpreter; triton decides at its first
+# import whether its own jit functions are interpreted, so this is set before anything imports torch or triton
+os.environ.setdefault("TRITON_INTERPRET", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"

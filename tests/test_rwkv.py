@@ -139,6 +139,54 @@ def test_fla_op_choice_and_its_errors(monkeypatch):
     assert resolve("fla", "cpu") == "fla" and resolve("auto", "cpu") == "transformers"
 
 
+def test_planning_then_an_interpreted_run_and_a_late_interpreter_switch(tmp_path):
+    """The planner (first in a train flow) does not import fla, so a later interpreted run works; and
+    TRITON_INTERPRET=1 set only after triton was imported is refused with a clear message (triton decides at
+    import whether its own jit functions are interpreted)."""
+    import subprocess
+    import sys
+
+    plan_then_run = (
+        "import torch\n"
+        "from transformers import RwkvConfig\n"
+        "from pipeline.train.planner import saved_activation_bytes\n"
+        "from schemas.recipe import TrainSpec\n"
+        "cfg = RwkvConfig(hidden_size=32, num_hidden_layers=2, vocab_size=64, context_length=64)\n"
+        "saved_activation_bytes(cfg, TrainSpec(model='m', dataset='d', seq_len=16, micro_batch=1))\n"
+        "from pipeline.rwkv.wkv import fla_wkv\n"
+        "x = [t.requires_grad_() for t in (torch.zeros(8), torch.zeros(8), torch.ones(1, 3, 8), torch.ones(1, 3, 8))]\n"
+        "out, _ = fla_wkv(*x)\n"
+        "out.sum().backward()\n"
+        "print(out.shape)\n"
+    )
+    late = (
+        "import os\n"
+        "import transformers.models.rwkv.modeling_rwkv\n"
+        "os.environ['TRITON_INTERPRET'] = '1'\n"
+        "from pipeline.errors import PipelineError\n"
+        "from pipeline.rwkv.wkv import resolve\n"
+        "try:\n"
+        "    resolve('fla', 'cpu')\n"
+        "except PipelineError as err:\n"
+        "    print(err)\n"
+    )
+    base = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    for code, env, want in (
+        (plan_then_run, {**base, "TRITON_INTERPRET": "1"}, "torch.Size([1, 3, 8])"),
+        (
+            late,
+            base,
+            "train.wkv: fla on cpu: TRITON_INTERPRET=1 was set after triton was imported: set it before "
+            "the process starts",
+        ),
+    ):
+        res = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+        )
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert res.stdout.strip() == want
+
+
 def test_rwkv_model_logits_equal_with_either_op(interpret, tiny):
     from transformers import AutoModelForCausalLM
 

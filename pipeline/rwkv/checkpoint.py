@@ -91,7 +91,7 @@ def load_pth(path: Path) -> dict:
     import torch
 
     try:
-        sd = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        sd = torch.load(path, weights_only=True, map_location="cpu", mmap=True)
     except FileNotFoundError:
         raise PipelineError(f"{path}: no such file") from None
     except Exception as err:  # an unpickling refusal, a truncated zip, not a torch file at all

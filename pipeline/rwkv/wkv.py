@@ -7,7 +7,8 @@ loop over time steps. :func:`fla_wkv` computes the same thing with ``fla.ops.rwk
 tensors: numerator, denominator, running max), inputs of any float dtype, the state always fp32.
 
 :func:`use_wkv` installs one op for every RWKV model of the process and returns the one it replaced.
-On CPU the Triton kernel runs only under ``TRITON_INTERPRET=1`` (slow: for tests).
+On CPU the Triton kernel runs only under ``TRITON_INTERPRET=1`` (slow: for tests), set before triton is
+first imported (triton decides at import whether its own jit functions are interpreted).
 """
 
 from __future__ import annotations
@@ -78,20 +79,41 @@ def _dispatch_fla(time_decay, time_first, key, value, state=None, return_state=F
     return fla_wkv(time_decay, time_first, key, value, state=state, return_state=return_state)
 
 
+def _triton_interprets() -> bool:
+    """Whether triton's own jit functions were made for the interpreter (decided when triton is imported)."""
+    import triton.language as tl
+
+    return type(tl.zeros_like).__name__ == "InterpretedFunction"
+
+
 def fla_problem(device: str) -> str | None:
-    """Why the fla op cannot run on ``device`` ("cuda" or "cpu"), or None when it can."""
+    """Why the fla op cannot run on ``device`` ("cuda" or "cpu"), or None when it can.
+
+    fla is imported only when its kernel can run now (on CUDA, or on CPU under TRITON_INTERPRET=1): Triton
+    fixes its backend at import, so an import without either would break a later interpreted run."""
+    import importlib.util
+
+    if importlib.util.find_spec("fla") is None:
+        return "flash-linear-attention is not installed (pip install flash-linear-attention)"
+    if device == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
+        return "its Triton kernel runs on CPU only under TRITON_INTERPRET=1 (slow: for tests)"
+    if device == "cpu" and not _triton_interprets():
+        return "TRITON_INTERPRET=1 was set after triton was imported: set it before the process starts"
+    if device == "cuda" and not torch.cuda.is_available():
+        return "no CUDA device"
     try:
         import fla.ops.rwkv4  # noqa: F401
     except Exception as err:  # ImportError, or triton failing to find a backend
         return f"flash-linear-attention is not importable ({type(err).__name__}: {str(err).splitlines()[0]})"
-    if device == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
-        return "its Triton kernel runs on CPU only under TRITON_INTERPRET=1 (slow: for tests)"
     return None
 
 
 def planned(op: str) -> str:
-    """The op a GPU run of ``train.wkv: op`` will use, for the memory planner: "fla" or "transformers"."""
-    return "fla" if op in ("auto", "fla") and fla_problem("cuda") is None else "transformers"
+    """The op a GPU run of ``train.wkv: op`` will use, for the memory planner (which runs anywhere, so it
+    only asks whether fla is installed): "fla" or "transformers"."""
+    import importlib.util
+
+    return "fla" if op in ("auto", "fla") and importlib.util.find_spec("fla") is not None else "transformers"
 
 
 def resolve(op: str, device: str) -> str:

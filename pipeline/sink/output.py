@@ -128,7 +128,7 @@ def write_build(
             shards += streams[split].close()
     rejects = ShardStream(out_dir, "rejects", "rejects", rows.reject_count, TABLE_SCHEMAS["rejects"], shard_rows, reuse)
     for chunk in rows.rejects():
-        for row in chunk.select(["source", "stage", "reason", "duplicate_of"]).to_pylist():
+        for row in chunk.select(["source", "stage", "reason", "duplicate_of", "detail", "record"]).to_pylist():
             tally.add_reject(row)
             stats.add_reject(row)
         rejects.add_table(chunk)
