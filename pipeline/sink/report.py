@@ -86,7 +86,9 @@ def _short(n: int) -> str:
 
 def table(title: str, header: list[str], rows: list[list]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_printable(str(c)))}</td>" for c in r) + "</tr>" for r in rows
+    )
     return f"<h2>{html.escape(title)}</h2><table><tr>{head}</tr>{body}</table>"
 
 
@@ -180,7 +182,11 @@ class ReportStats:
         self.rejects[key] += 1
         if r["stage"] != "dedup" and len(self.examples[key]) < 2:
             self.examples[key].append(
-                {"source": r["source"], "detail": r.get("detail") or "", "record": _record_snippet(r.get("record"))}
+                {
+                    "source": r["source"],
+                    "detail": _printable(r.get("detail") or ""),
+                    "record": _record_snippet(r.get("record")),
+                }
             )
         if r["reason"] == "duplicate_near":
             self.near_of[r["duplicate_of"]] += 1
@@ -273,13 +279,22 @@ def report_data(out_dir: Path, tokenizer: tuple[str, str] | None = None) -> dict
     return stats.data(manifest)
 
 
+def _printable(s: str) -> str:
+    """``s`` with lone surrogates (a reject keeps its input verbatim) written as escapes: the page is UTF-8."""
+    return s.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _record_snippet(record) -> str:
     """The start of a reject's original record, for the report (its text fields, not its JSON)."""
+    return _printable(_snippet(record))
+
+
+def _snippet(record) -> str:
     if not record:
         return "(not kept)"
     try:
         r = json.loads(record)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # not JSON, or nested too deep to parse
         return str(record)[:200]
     if not isinstance(r, dict):
         return str(r)[:200]
