@@ -57,6 +57,32 @@ def samples_copy(dir: Path, **changes) -> Path:
     return recipe
 
 
+def cpu_train_spec(**changes):
+    """A TrainSpec for a few fast LoRA steps of a tiny model on CPU (fp32, constant lr, no checkpointing),
+    with ``changes`` on top."""
+    from schemas.recipe import TrainSpec
+
+    base = dict(
+        model="m",
+        dataset="d",
+        lora={"r": 8, "alpha": 16, "dropout": 0.0},
+        seq_len=256,
+        micro_batch=2,
+        grad_accum=1,
+        max_steps=3,
+        lr=2e-2,
+        lr_scheduler="constant",
+        precision="fp32",
+        gpus=0,
+        logging_steps=2,
+        eval_steps=100,
+        save_steps=100,
+        sample_generations=0,
+        gradient_checkpointing=False,
+    )
+    return TrainSpec(**{**base, **changes})
+
+
 def files_of(d: Path) -> dict[str, bytes]:
     """Every file under ``d`` by relative path, with its bytes."""
     return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}

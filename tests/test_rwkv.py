@@ -6,9 +6,8 @@ import os
 
 import pytest
 import torch
+from conftest import cpu_train_spec
 from typer.testing import CliRunner
-
-from schemas.recipe import TrainSpec
 
 # A BlinkDL RWKV-4 state dict's names, written out here (not taken from pipeline/rwkv) so the import is
 # checked against the format, not against itself: (BlinkDL, transformers) per block, then the rest.
@@ -210,28 +209,6 @@ def test_rwkv_model_logits_equal_with_either_op(interpret, tiny):
 # --- training with the op, the log's last step, state tuning ---------------------------------------------
 
 
-def spec_for(**kw) -> TrainSpec:
-    base = dict(
-        model="m",
-        dataset="d",
-        lora={"r": 8, "alpha": 16, "dropout": 0.0},
-        seq_len=256,
-        micro_batch=2,
-        grad_accum=1,
-        max_steps=3,
-        lr=2e-2,
-        lr_scheduler="constant",
-        precision="fp32",
-        gpus=0,
-        logging_steps=2,
-        eval_steps=100,
-        save_steps=100,
-        sample_generations=0,
-        gradient_checkpointing=False,
-    )
-    return TrainSpec(**{**base, **kw})
-
-
 def log_of(run_dir) -> list[dict]:
     return [json.loads(x) for x in (run_dir / "train_log.jsonl").read_text().splitlines()]
 
@@ -241,7 +218,7 @@ def test_tiny_rwkv_lora_same_losses_with_either_op(interpret, tiny, small_build,
 
     runs = {}
     for op in ("transformers", "fla"):
-        spec = spec_for(wkv=op, micro_batch=1, max_steps=2, logging_steps=1)
+        spec = cpu_train_spec(wkv=op, micro_batch=1, max_steps=2, logging_steps=1)
         run = train(spec, tmp_path / op, str(tiny["rwkv"]), small_build)
         assert run["wkv"] == op and run["steps"] == 2
         runs[op] = log_of(tmp_path / op)
@@ -254,14 +231,14 @@ def test_tiny_rwkv_lora_same_losses_with_either_op(interpret, tiny, small_build,
 def test_the_last_step_is_logged_when_not_a_multiple_of_logging_steps(tiny, small_build, tmp_path):
     from pipeline.train.trainer import train
 
-    train(spec_for(max_steps=3, logging_steps=2), tmp_path, str(tiny["gpt_neox"]), small_build)
+    train(cpu_train_spec(max_steps=3, logging_steps=2), tmp_path, str(tiny["gpt_neox"]), small_build)
     assert [x["step"] for x in log_of(tmp_path)] == [2, 3]
 
 
 def test_a_run_shorter_than_logging_steps_still_logs(tiny, small_build, tmp_path):
     from pipeline.train.trainer import train
 
-    train(spec_for(max_steps=2, logging_steps=10), tmp_path, str(tiny["gpt_neox"]), small_build)
+    train(cpu_train_spec(max_steps=2, logging_steps=10), tmp_path, str(tiny["gpt_neox"]), small_build)
     assert [x["step"] for x in log_of(tmp_path)] == [2]
 
 
@@ -272,7 +249,7 @@ def test_state_tuning_learns_only_the_state_and_the_saved_state_changes_logits(t
     from pipeline.rwkv import state
     from pipeline.train.trainer import train
 
-    spec = spec_for(method="state", state_shift=True, max_steps=10, logging_steps=5, lr=0.1)
+    spec = cpu_train_spec(method="state", state_shift=True, max_steps=10, logging_steps=5, lr=0.1)
     run = train(spec, tmp_path, str(tiny["rwkv"]), small_build)
     assert [x["step"] for x in log_of(tmp_path)] == [5, 10]
     layers, hidden = 2, 64
@@ -327,7 +304,7 @@ def test_state_tuning_is_refused_for_attention_models(tiny, small_build, tmp_pat
     from pipeline.train.trainer import train
 
     with pytest.raises(PipelineError, match="state tuning is for RWKV-4 models, not llama"):
-        train(spec_for(method="state"), tmp_path, str(tiny["llama"]), small_build)
+        train(cpu_train_spec(method="state"), tmp_path, str(tiny["llama"]), small_build)
 
 
 # --- BlinkDL .pth in and out --------------------------------------------------------------------------------
@@ -370,7 +347,7 @@ def test_pth_import_train_export_round_trip_with_chat_rwkv(tiny, small_build, tm
     assert rel_err(chat_rwkv_logits(pth, PROMPT), want) < 1e-3  # the import alone, against the real client
 
     run_dir = tmp_path / "run"
-    spec = spec_for(model=str(pth), tokenizer=str(tiny["rwkv"]), max_steps=5, lr=5e-2)
+    spec = cpu_train_spec(model=str(pth), tokenizer=str(tiny["rwkv"]), max_steps=5, lr=5e-2)
     run = train(spec, run_dir, str(pth), small_build)
     assert run["model"] == str(pth) and run["base"] == str(run_dir / "imported")
     tuned = PeftModel.from_pretrained(

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, write_recipe
+from conftest import ROOT, cpu_train_spec, write_recipe
 
 from pipeline.train.data import IGNORE, Collator, Example, encode_instruction, pack
 from pipeline.train.planner import plan, saved_activation_bytes
@@ -59,24 +59,8 @@ def test_train_few_steps_loss_falls_and_adapter_changes_logits(tiny, small_build
 
     from pipeline.train.trainer import train
 
-    spec = TrainSpec(
-        model="m",
-        dataset="d",
-        template="alpaca-ja",
-        lora={"r": 8, "alpha": 16, "dropout": 0.0},
-        seq_len=256,
-        micro_batch=4,
-        grad_accum=1,
-        max_steps=30,
-        lr=2e-2,
-        lr_scheduler="constant",
-        precision="fp32",
-        gpus=0,
-        logging_steps=5,
-        eval_steps=30,
-        save_steps=30,
-        sample_generations=2,
-        gradient_checkpointing=False,
+    spec = cpu_train_spec(
+        micro_batch=4, max_steps=30, logging_steps=5, eval_steps=30, save_steps=30, sample_generations=2
     )
     run = train(spec, tmp_path, str(tiny[arch]), small_build)
     log = [json.loads(x) for x in (tmp_path / "train_log.jsonl").read_text().splitlines()]
