@@ -1,7 +1,8 @@
 """Records flowing through the stages are plain dicts whose keys are the columns of schemas/.
 
-A data row has the lineage columns plus either instruction/input/output/task (table ``instruct``) or
-text (table ``text``). A reject has the lineage columns plus stage/reason/detail/duplicate_of/record.
+A data row has the lineage columns plus either instruction/input/output/task (table ``instruct``),
+text (table ``text``) or messages/task (table ``chat``: a list of {role, content}). A reject has the
+lineage columns plus stage/reason/detail/duplicate_of/record.
 """
 
 from __future__ import annotations
@@ -17,14 +18,18 @@ from schemas.columns import LINEAGE_NAMES
 Row = dict[str, Any]
 
 
-def make_id(source: str, source_file: str, source_index: int) -> str:
-    """Stable row id: a 128-bit hash of (source name, source file, position in that file)."""
-    return xxhash.xxh3_128_hexdigest(f"{source}\x1f{source_file}\x1f{source_index}".encode())
+def make_id(source: str, source_file: str, source_index: int, part: int = 0) -> str:
+    """Stable row id: a 128-bit hash of (source name, source file, position in that file); ``part`` tells
+    apart the rows one record gives (a conversation tree's paths), 0 for the first or only one."""
+    key = f"{source}\x1f{source_file}\x1f{source_index}" + (f"\x1f{part}" if part else "")
+    return xxhash.xxh3_128_hexdigest(key.encode())
 
 
-def lineage(source: str, source_file: str, source_index: int, license: str, lang: str | None = None) -> Row:
+def lineage(
+    source: str, source_file: str, source_index: int, license: str, lang: str | None = None, part: int = 0
+) -> Row:
     return {
-        "id": make_id(source, source_file, source_index),
+        "id": make_id(source, source_file, source_index, part),
         "source": source,
         "source_file": source_file,
         "source_index": source_index,
@@ -60,6 +65,24 @@ def text_row(lin: Row, text: str, meta: dict | str | None = None) -> Row:
     return row
 
 
+def chat_row(
+    lin: Row,
+    messages: list[dict],
+    task: str = "chat",
+    generation: dict | None = None,
+    meta: dict | None = None,
+) -> Row:
+    """A conversation: ``messages`` is a list of {"role": system|user|assistant, "content": str}."""
+    row = dict(lin)
+    row.update(
+        messages=[{"role": m["role"], "content": m["content"]} for m in messages],
+        task=task,
+        generation=None if generation is None else to_json(generation),
+        meta=None if not meta else to_json(meta),
+    )
+    return row
+
+
 def is_reject(row: Row) -> bool:
     return "stage" in row
 
@@ -67,7 +90,9 @@ def is_reject(row: Row) -> bool:
 def table_of(row: Row) -> str:
     if "stage" in row:
         return "rejects"
-    return "text" if "text" in row else "instruct"
+    if "text" in row:
+        return "text"
+    return "chat" if "messages" in row else "instruct"
 
 
 def reject(
@@ -112,11 +137,27 @@ def lone_surrogate_field(row: Row) -> str | None:
     for k, v in row.items():
         if isinstance(v, str) and _LONE_SURROGATE.search(v):
             return k
+        if k == "messages" and isinstance(v, list):
+            for i, m in enumerate(v):
+                if _LONE_SURROGATE.search(m["content"]):
+                    return f"messages[{i}]"
     return None
 
 
 def record_text(row: Row) -> str:
-    """The text a row is judged on: instruction + input + output, or the text."""
+    """The text a row is judged on: instruction + input + output, the text, or the turns' contents."""
     if "text" in row:
         return row["text"]
+    if "messages" in row:
+        return "\n".join(m["content"] for m in row["messages"] if m["content"])
     return "\n".join(x for x in (row["instruction"], row["input"], row["output"]) if x)
+
+
+def answer_texts(row: Row) -> list[str]:
+    """The model-written part of a row, which loop and repetition rules judge: the output, the text, or each
+    assistant turn of a conversation."""
+    if "text" in row:
+        return [row["text"]]
+    if "messages" in row:
+        return [m["content"] for m in row["messages"] if m["role"] == "assistant"]
+    return [row["output"]]

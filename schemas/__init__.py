@@ -4,6 +4,7 @@ Every column of every table is defined once, in :mod:`schemas.columns`.
 """
 
 from schemas.columns import (
+    CHAT_SCHEMA,
     INSTRUCT_SCHEMA,
     REJECT_SCHEMA,
     SCHEMA_VERSION,
@@ -14,6 +15,7 @@ from schemas.manifest import Manifest
 from schemas.recipe import Recipe, RecipeError, SourceSpec, load_recipe
 
 __all__ = [
+    "CHAT_SCHEMA",
     "INSTRUCT_SCHEMA",
     "REJECT_SCHEMA",
     "SCHEMA_VERSION",

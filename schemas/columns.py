@@ -1,7 +1,8 @@
-"""Arrow schemas of the three tables a build writes: instruction rows, text rows, reject rows.
+"""Arrow schemas of the tables a build writes: instruction rows, text rows, chat rows, reject rows.
 
 Every row, kept or rejected, carries the lineage columns. ``generation`` is a JSON string (null for
 human-written data) so that one schema serves every generator; ``meta`` and ``record`` are JSON too.
+A chat row's ``messages`` is a list of {role, content} structs, role one of ``ROLES``.
 """
 
 import pyarrow as pa
@@ -40,6 +41,20 @@ TEXT_SCHEMA = pa.schema(
     metadata={"schema_version": SCHEMA_VERSION, "table": "text"},
 )
 
+ROLES = ("system", "user", "assistant")
+MESSAGE = pa.struct([pa.field("role", pa.string(), nullable=False), pa.field("content", pa.string(), nullable=False)])
+
+CHAT_SCHEMA = pa.schema(
+    LINEAGE
+    + [
+        pa.field("messages", pa.list_(pa.field("item", MESSAGE, nullable=False)), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("generation", pa.string()),
+        pa.field("meta", pa.string()),
+    ],
+    metadata={"schema_version": SCHEMA_VERSION, "table": "chat"},
+)
+
 REJECT_SCHEMA = pa.schema(
     LINEAGE
     + [
@@ -52,4 +67,5 @@ REJECT_SCHEMA = pa.schema(
     metadata={"schema_version": SCHEMA_VERSION, "table": "rejects"},
 )
 
-TABLE_SCHEMAS = {"instruct": INSTRUCT_SCHEMA, "text": TEXT_SCHEMA, "rejects": REJECT_SCHEMA}
+TABLE_SCHEMAS = {"instruct": INSTRUCT_SCHEMA, "text": TEXT_SCHEMA, "chat": CHAT_SCHEMA, "rejects": REJECT_SCHEMA}
+DATA_TABLES = ("instruct", "text", "chat")  # the tables of kept rows, in the order a unit keeps them

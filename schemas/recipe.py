@@ -13,15 +13,18 @@ from typing import Annotated, Any, ClassVar, Literal
 import yaml
 from pydantic import (
     AfterValidator,
+    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from schemas.base import Strict
 from schemas.operate import RuntimeSpec, ScheduleSpec
+from schemas.sources import KIND_OPTIONS
 from schemas.stages import GenerateSpec, LoraSpec, SamplingSpec, TrainSpec
 
 # the sections defined beside this module, importable from here as well
@@ -44,6 +47,11 @@ SafeName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$"), AfterValidator(_o
 
 
 class SourceSpec(Strict):
+    """One source of a build. Kinds with options of their own (schemas/sources.py) take them as extra
+    keys beside these; ``options`` gives them, validated."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
     name: SafeName
     kind: str
     path: str  # a glob, relative to the recipe file
@@ -51,6 +59,34 @@ class SourceSpec(Strict):
     priority: int = 0
     metadata: str | None = None  # arxiv_redpajama only: glob of arXiv metadata records
     max_body_chars: int = Field(default=12000, gt=0)  # arXiv readers: body character budget
+
+    _options: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _kind_options(self) -> SourceSpec:
+        model = KIND_OPTIONS.get(self.kind)
+        extra = dict(self.model_extra or {})
+        if model is None:
+            if extra:
+                raise PydanticCustomError("unknown_key", "unknown key {key}", {"key": next(iter(extra))})
+            return self
+        unknown = [k for k in extra if k not in model.model_fields]
+        if unknown:
+            raise PydanticCustomError("unknown_key", "unknown key {key}", {"key": unknown[0]})
+        try:
+            self._options = model.model_validate(extra)
+        except ValidationError as err:
+            e = err.errors()[0]
+            loc = ".".join(str(p) for p in e["loc"])
+            raise ValueError(f"{loc}: {e['msg'].removeprefix('Value error, ')}") from None
+        return self
+
+    @property
+    def options(self) -> Any:
+        """The kind's options (schemas/sources.py), defaults filled in; None for a kind without any."""
+        if self._options is None and self.kind in KIND_OPTIONS:
+            self._options = KIND_OPTIONS[self.kind]()
+        return self._options
 
 
 class NearDedupSpec(Strict):
@@ -197,6 +233,8 @@ def _first_error(path: Path, err: ValidationError) -> str:
     loc = ".".join(str(p) for p in e["loc"])
     if e["type"] == "extra_forbidden":
         return f"{path}: unknown recipe key '{loc}'"
+    if e["type"] == "unknown_key":  # a source key its kind does not take (SourceSpec)
+        return f"{path}: unknown recipe key '{loc}.{e['ctx']['key']}'"
     if e["type"] == "missing":
         return f"{path}: missing recipe key '{loc}'"
     return f"{path}: recipe key '{loc}': {e['msg'].removeprefix('Value error, ')}"

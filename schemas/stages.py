@@ -51,6 +51,8 @@ class TrainSpec(Strict):
     tokenizer: str | None = None  # for a .pth model: a directory or hub id (default EleutherAI/gpt-neox-20b)
     dataset: str  # a build output directory (its manifest.json lists the shards)
     template: Literal["alpaca-ja", "alpaca-en", "dolly"] = "alpaca-ja"
+    # chat rows: auto = the tokenizer's own chat template, else chat-ja (pipeline/train/chat.py)
+    chat_template: Literal["auto", "chat-ja", "chat-en", "rwkv", "dolly"] = "auto"
     method: Literal["lora", "state", "lora+state"] = "lora"  # state: RWKV-4 initial-state tuning
     state_shift: bool = False  # state tuning also learns the token-shift states
     wkv: Literal["auto", "fla", "transformers"] = "auto"  # RWKV-4 WKV op (auto: fla's Triton kernel on GPU)

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from pipeline.clean.filters import FILTERS, Filter, FilterContext
-from pipeline.clean.normalize import TEXT_FIELDS, normalize_row
+from pipeline.clean.normalize import TEXT_KEYS, map_text, normalize_row
 from pipeline.errors import PipelineError
 from pipeline.records import ORIGINAL, Row, is_reject, lone_surrogate_field, record_text, reject
 from pipeline.text.instruct import code_row, placeholder_input, repair_escapes
@@ -109,7 +109,7 @@ class CleanStage:
                 reason, detail = (verdict, None) if isinstance(verdict, str) else verdict
                 self.counts[f"{f.name}:{reason}"] += 1
                 return reject(norm, "filter", reason, detail, original)
-        if any(norm.get(k) != row.get(k) for k in TEXT_FIELDS):
+        if any(norm.get(k) != row.get(k) for k in TEXT_KEYS):
             norm[ORIGINAL] = original  # what a later reject (a duplicate) must keep verbatim
         return norm
 
@@ -117,12 +117,12 @@ class CleanStage:
         """The row repaired and normalised (a new dict); sets ``pii_found``."""
         on = self.repairs
         if "mojibake" in on:
-            fixed = {k: fix_mojibake(row[k]) for k in TEXT_FIELDS if row.get(k)}
-            if any(fixed[k] != row[k] for k in fixed):
+            fixed = map_text(row, fix_mojibake)
+            if any(fixed.get(k) != row.get(k) for k in TEXT_KEYS):
                 self.counts["repair:mojibake"] += 1
-                row = {**row, **fixed}
+                row = fixed
         norm = normalize_row(row)
-        if "text" not in norm:
+        if "instruction" in norm:
             if "placeholder_input" in on and norm["input"] and placeholder_input(norm["input"]):
                 self.counts["repair:placeholder_input"] += 1
                 norm["input"] = ""
@@ -135,9 +135,7 @@ class CleanStage:
         self.pii_found = False
         if "pii" in on:
             found: Counter[str] = Counter()
-            for k in TEXT_FIELDS:
-                if norm.get(k):
-                    norm[k] = mask_pii(norm[k], found)
+            norm = map_text(norm, lambda v: mask_pii(v, found))
             if found:
                 self.pii_found = True
                 self.counts.update({f"pii:{kind}": n for kind, n in found.items()})
@@ -146,4 +144,4 @@ class CleanStage:
     @staticmethod
     def masked(fields: Row) -> Row:
         """A row's original fields with PII masked (what its reject may keep)."""
-        return {k: mask_pii(v) if k in TEXT_FIELDS and isinstance(v, str) else v for k, v in fields.items()}
+        return map_text(fields, mask_pii)

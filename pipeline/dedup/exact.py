@@ -1,6 +1,7 @@
 """Exact dedup on normalised text, across sources, with a deterministic keep rule.
 
-Key: a 128-bit hash of the row's table and its case-folded, whitespace-collapsed text fields. In each
+Key: a 128-bit hash of the row's table and its case-folded, whitespace-collapsed text fields (for a
+conversation: every turn, with its role). In each
 group the row with the highest source priority wins, then the smallest id; the others become rejects
 (stage dedup, reason duplicate_exact, duplicate_of = the winner's id).
 """
@@ -19,6 +20,8 @@ from pipeline.text.normalize import dedup_key_text
 def dedup_key(row: Row) -> bytes:
     if "text" in row:
         payload = "T\x1e" + dedup_key_text(row["text"])
+    elif "messages" in row:  # the whole conversation, roles included: a shared prefix is not a duplicate
+        payload = "C\x1e" + "\x1f".join(f"{m['role']}\x1d{dedup_key_text(m['content'])}" for m in row["messages"])
     else:
         payload = "I\x1e" + "\x1f".join(dedup_key_text(row[k]) for k in ("instruction", "input", "output"))
     return xxhash.xxh3_128_digest(payload.encode("utf-8", "surrogatepass"))

@@ -28,13 +28,13 @@ from pipeline.records import Row, reject
 from pipeline.resume.store import UnitStore, rows_of
 from pipeline.sink.output import BuildRows
 from pipeline.sink.split import split_of
-from schemas.columns import TABLE_SCHEMAS
+from schemas.columns import DATA_TABLES, TABLE_SCHEMAS
 
-DATA_TABLES = ("instruct", "text")
 # the columns the dedup passes read: lineage the keep rule and near dedup need, and the text fields
 DEDUP_COLUMNS = {
     "instruct": ["id", "source", "lang", "instruction", "input", "output"],
     "text": ["id", "source", "lang", "text"],
+    "chat": ["id", "source", "lang", "messages"],
 }
 
 

@@ -56,6 +56,7 @@ def _with_original(schema: pa.Schema) -> pa.Schema:
 _UNIT_SCHEMAS = {
     "instruct": _with_original(TABLE_SCHEMAS["instruct"]),
     "text": _with_original(TABLE_SCHEMAS["text"]),
+    "chat": _with_original(TABLE_SCHEMAS["chat"]),
     "rejects": TABLE_SCHEMAS["rejects"],
 }
 

@@ -7,6 +7,7 @@ from collections import Counter
 import yaml
 
 from pipeline.licenses import duties, no_derivatives
+from schemas.columns import DATA_TABLES
 from schemas.manifest import Manifest
 
 
@@ -15,7 +16,7 @@ def dataset_card(manifest: Manifest, licenses: Counter, languages: Counter, task
     with the duties each carries, and languages. ``tasks``: (licence, task) -> kept rows, for the note on
     no-derivatives licences over summarisation or translation rows."""
     configs = []
-    for table in ("instruct", "text", "rejects"):
+    for table in (*DATA_TABLES, "rejects"):
         splits = sorted({s.split or "rejects" for s in manifest.shards if s.table == table}, key=_split_order)
         if not splits:
             continue

@@ -18,7 +18,7 @@ from pipeline.sink.card import dataset_card
 from pipeline.sink.parquet import ShardStream, WrittenShard, atomic_write_text, write_shards
 from pipeline.sink.report import ReportStats, tokenizer_of, write_report
 from pipeline.sink.split import split_of
-from schemas.columns import SCHEMA_VERSION, TABLE_SCHEMAS
+from schemas.columns import DATA_TABLES, SCHEMA_VERSION, TABLE_SCHEMAS
 from schemas.manifest import InputFile, Manifest, Shard, SourceCounts
 from schemas.recipe import Recipe
 
@@ -48,7 +48,7 @@ class BuildRows:
 
 # the columns the manifest's tally and the report's statistics read from each kept row
 STAT_BATCH = 4096
-STAT_COLUMNS = ("source", "lang", "license", "task", "instruction", "input", "output", "text")
+STAT_COLUMNS = ("source", "lang", "license", "task", "instruction", "input", "output", "text", "messages")
 
 
 class Tally:
@@ -105,7 +105,7 @@ def write_build(
     stats = ReportStats(tokenizer_of(recipe))
     shards: list[WrittenShard] = []
     shard_rows = recipe.output.shard_rows
-    for table in ("instruct", "text"):
+    for table in DATA_TABLES:
         streams = {
             split: ShardStream(out_dir, table, split, rows.split_counts[table][split], TABLE_SCHEMAS[table], shard_rows, reuse)
             for split in ("train", "validation")

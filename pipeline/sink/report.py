@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from schemas.columns import DATA_TABLES, ROLES
+
 PALETTE = [
     "#4e79a7",
     "#f28e2b",
@@ -93,7 +95,13 @@ def table(title: str, header: list[str], rows: list[list]) -> str:
 
 
 def _text(r: dict) -> str:
+    if r.get("messages") is not None:
+        return "\n".join(m["content"] for m in r["messages"] if m["content"])
     return r.get("text") or "\n".join(x for x in (r.get("instruction"), r.get("input"), r.get("output")) if x)
+
+
+def _dialogue(messages: list[dict]) -> str:
+    return "\n".join(f"{m['role']}: {m['content']}" for m in messages)
 
 
 def tokenizer_of(recipe) -> tuple[str, str] | None:
@@ -151,6 +159,8 @@ class ReportStats:
         self.rejects: Counter = Counter()  # (stage, reason) -> rows
         self.examples: dict[tuple[str, str], list[dict]] = defaultdict(list)  # two rejects per rule
         self.near_of: Counter = Counter()  # kept row id -> its near duplicates
+        self.turns: dict[str, list[int]] = defaultdict(list)  # source -> turns of each kept conversation
+        self.roles: dict[str, Counter] = defaultdict(Counter)  # source -> turns per role
 
     def add_kept(self, table: str, split: str, r: dict) -> None:
         part = self.parts.get((table, split))
@@ -164,8 +174,14 @@ class ReportStats:
             if len(part.pending) == _TOKEN_BATCH:
                 self._tokenize(part)
         name = r["source"]
+        if r.get("messages") is not None:
+            self.turns[name].append(len(r["messages"]))
+            self.roles[name].update(m["role"] for m in r["messages"])
         if len(part.samples[name]) < 2:
-            body = r.get("text") or f"{r.get('instruction')}\n{r.get('input') or ''}\n→ {r.get('output')}"
+            body = (
+                _dialogue(r["messages"]) if r.get("messages") is not None
+                else r.get("text") or f"{r.get('instruction')}\n{r.get('input') or ''}\n→ {r.get('output')}"
+            )
             part.samples[name].append({"source": name, "lang": r["lang"], "text": body[:300]})
         part.languages[name][r["lang"]] += 1
         part.licenses[name][r["license"]] += 1
@@ -194,7 +210,7 @@ class ReportStats:
     def data(self, manifest: dict) -> dict:
         """Every table of the report, as plain rows (the HTML page and the Prefect artifacts use these)."""
         counts = manifest["counts"]
-        order = [(t, sp) for t in ("instruct", "text") for sp in ("train", "validation") if (t, sp) in self.parts]
+        order = [(t, sp) for t in DATA_TABLES for sp in ("train", "validation") if (t, sp) in self.parts]
         parts = [self.parts[k] for k in order]
         chars: dict[str, list[int]] = defaultdict(list)
         tokens: dict[str, list[int]] = defaultdict(list)
@@ -222,6 +238,16 @@ class ReportStats:
                 row.update({f"tokens {q}": v for q, v in zip(("min", "median", "p90", "max"), t, strict=True)})
             lengths.append(row)
         clusters = Counter(self.near_of.values())
+        conversations = [
+            {
+                "source": name,
+                "conversations": len(turns),
+                **{f"turns {q}": v for q, v in zip(("min", "median", "p90", "max"), _quantiles(turns), strict=True)},
+                **{role: self.roles[name].get(role, 0) for role in ROLES},
+            }
+            for name, turns in sorted(self.turns.items())
+        ]
+        extra = {"conversations": conversations} if conversations else {}  # builds without chat: as before
         return {
             "manifest": manifest,
             "counts": [
@@ -257,6 +283,7 @@ class ReportStats:
                 for k, n in sorted(c.items())
                 if k.startswith(("pii:", "repair:"))
             ],
+            **extra,
         }
 
 
@@ -266,6 +293,7 @@ def report_data(out_dir: Path, tokenizer: tuple[str, str] | None = None) -> dict
     stats = ReportStats(tokenizer)
     cols = {"instruct": ["source", "lang", "license", "instruction", "input", "output"],
             "text": ["source", "lang", "license", "text"],
+            "chat": ["source", "lang", "license", "messages"],
             "rejects": ["source", "reason", "duplicate_of", "stage", "detail", "record"]}
     for s in manifest["shards"]:
         names = set(pq.read_schema(out_dir / s["path"]).names)
@@ -300,6 +328,8 @@ def _snippet(record) -> str:
         return str(r)[:200]
     if r.get("text"):
         return str(r["text"])[:200]
+    if isinstance(r.get("messages"), list) and all(isinstance(m, dict) for m in r["messages"]):
+        return _dialogue([{"role": m.get("role"), "content": m.get("content")} for m in r["messages"]])[:200]
     body = "\n".join(str(r[k]) for k in ("instruction", "input", "output") if r.get(k))
     return (body or json.dumps(r, ensure_ascii=False))[:200]
 
@@ -320,6 +350,7 @@ def artifact_tables(data: dict) -> dict[str, list[dict]]:
         "samples": data["samples"],
         "quality": data["quality"],
         "repairs": data["repairs"],
+        **({"conversations": data["conversations"]} if data.get("conversations") else {}),
     }
 
 
@@ -353,6 +384,15 @@ def render_report(out_dir: Path, tokenizer: tuple[str, str] | None = None, data:
         header = list(data["lengths"][0])
         parts.append(
             table("Length summary", header, [[r.get(h, "") for h in header] for r in data["lengths"]])
+        )
+    if data.get("conversations"):
+        header = list(data["conversations"][0])
+        parts.append(
+            table(
+                "Conversations: turns per conversation and turns per role",
+                header,
+                [[r[h] for h in header] for r in data["conversations"]],
+            )
         )
     langs = sorted({k for v in data["languages"].values() for k in v})
     parts.append(stacked_bars("Language mix of kept rows", data["languages"], langs))

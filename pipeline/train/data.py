@@ -1,5 +1,6 @@
 """Training data from a build: shards (via the build's manifest, read with Hugging Face datasets) ->
-token ids with labels (loss on the response only for instruction rows, on every token for text rows) ->
+token ids with labels (loss on the response only for instruction rows, on the assistant turns only for chat
+rows (pipeline/train/chat.py), on every token for text rows) ->
 packed sequences that never attend across example boundaries -> padded batches."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import torch
 
 from pipeline.errors import PipelineError
+from pipeline.train.chat import resolve, segments
 from pipeline.train.templates import prompt, response_suffix
 
 IGNORE = -100
@@ -24,7 +26,7 @@ def build_files(dataset_dir: Path) -> dict[str, dict[str, list[str]]]:
         raise PipelineError(f"{dataset_dir}: no manifest.json (not a build output directory)")
     files: dict[str, dict[str, list[str]]] = {}
     for shard in json.loads(manifest.read_text(encoding="utf-8"))["shards"]:
-        if shard["table"] in ("instruct", "text"):
+        if shard["table"] in ("instruct", "text", "chat"):
             files.setdefault(shard["table"], {}).setdefault(shard["split"], []).append(
                 str(dataset_dir / shard["path"])
             )
@@ -59,16 +61,37 @@ def encode_instruction(
     return Example(ids, labels)
 
 
+def encode_chat(tok, template: str, messages: list[dict], seq_len: int) -> Example:
+    """A conversation rendered with ``template`` (a resolved name, pipeline.train.chat.resolve), labels on the
+    assistant turns only; the EOS token closes it (in the loss when the last turn is the assistant's)."""
+    ids: list[int] = []
+    labels: list[int] = []
+    for text, in_loss in segments(tok, template, messages):
+        if not text:
+            continue
+        part = tok(text, add_special_tokens=False)["input_ids"]
+        ids += part
+        labels += part if in_loss else [IGNORE] * len(part)
+    ids.append(tok.eos_token_id)
+    labels.append(tok.eos_token_id if messages and messages[-1]["role"] == "assistant" else IGNORE)
+    return Example(ids[:seq_len], labels[:seq_len])
+
+
 def encode_text(tok, text: str, seq_len: int) -> list[Example]:
     ids = tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
     return [Example(ids[i : i + seq_len], ids[i : i + seq_len]) for i in range(0, len(ids), seq_len)]
 
 
-def encode_rows(tok, rows: list[dict], template: str, seq_len: int) -> list[Example]:
+def encode_rows(
+    tok, rows: list[dict], template: str, seq_len: int, chat_template: str = "auto"
+) -> list[Example]:
     out: list[Example] = []
+    chat = resolve(tok, chat_template) if any(r["_table"] == "chat" for r in rows) else None
     for r in rows:
         if r["_table"] == "text":
             out += encode_text(tok, r["text"], seq_len)
+        elif r["_table"] == "chat":
+            out.append(encode_chat(tok, chat, r["messages"], seq_len))
         else:
             out.append(encode_instruction(tok, template, r["instruction"], r["input"], r["output"], seq_len))
     return [e for e in out if any(x != IGNORE for x in e.labels[1:])]

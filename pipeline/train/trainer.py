@@ -18,6 +18,7 @@ import torch
 from pipeline.errors import PipelineError
 from pipeline.sink.parquet import atomic_write_text
 from pipeline.text.repetition import GUARD_CHARS, cut_loop
+from pipeline.train.chat import prompt_text, resolve
 from pipeline.train.data import Collator, encode_rows, load_rows, pack, shuffled
 from pipeline.train.lora import PACKABLE, targets_for
 from pipeline.train.templates import prompt
@@ -61,10 +62,11 @@ def with_lora(model, spec):
 def prepare(spec, tok, model_type: str, dataset: Path):
     """(train rows, eval rows, collator): packed where the architecture allows it."""
     packable = spec.pack and model_type in PACKABLE
-    train = encode_rows(
-        tok, shuffled(load_rows(dataset, "train", spec.text_rows), spec.seed), spec.template, spec.seq_len
+    rows = shuffled(load_rows(dataset, "train", spec.text_rows), spec.seed)
+    train = encode_rows(tok, rows, spec.template, spec.seq_len, spec.chat_template)
+    val = encode_rows(
+        tok, load_rows(dataset, "validation", spec.text_rows), spec.template, spec.seq_len, spec.chat_template
     )
-    val = encode_rows(tok, load_rows(dataset, "validation", spec.text_rows), spec.template, spec.seq_len)
     if not train:
         raise PipelineError(f"{dataset}: no training rows")
     dtype = DTYPES[spec.precision] if spec.precision != "fp32" else torch.float32
@@ -81,7 +83,12 @@ def sample_generations(model, tok, spec, rows: list[dict], n: int) -> list[dict]
     model.eval()
     model.config.use_cache = True
     for r in rows[:n]:
-        p = prompt(spec.template, r["instruction"], r["input"])
+        if r["_table"] == "chat":  # the conversation up to its last answer, which the model writes
+            last = max(i for i, m in enumerate(r["messages"]) if m["role"] == "assistant")
+            p = prompt_text(tok, resolve(tok, spec.chat_template), r["messages"][:last])
+            r = {"instruction": r["messages"][last - 1]["content"]}
+        else:
+            p = prompt(spec.template, r["instruction"], r["input"])
         enc = tok(p, return_tensors="pt").to(model.device)
         with torch.no_grad():
             ids = model.generate(**enc, max_new_tokens=64, do_sample=False, pad_token_id=tok.pad_token_id)
@@ -96,8 +103,10 @@ def rwkv_setup(spec, model, on_gpu: bool) -> tuple[str | None, int | None]:
     (it divides base weights in place but not LoRA deltas); (op, the config's rescale_every) or (None, None)."""
     if model.config.model_type != "rwkv":
         if spec.method != "lora":
-            raise PipelineError(f"train.method {spec.method!r}: state tuning is for RWKV-4 models, not "
-                                f"{model.config.model_type}")
+            raise PipelineError(
+                f"train.method {spec.method!r}: state tuning is for RWKV-4 models, not "
+                f"{model.config.model_type}"
+            )
         return None, None
     from pipeline.rwkv.wkv import resolve, use_wkv
 
@@ -248,11 +257,14 @@ def _train(spec, out_dir: Path, model_path: str, dataset: Path, resume: bool) ->
         "eval_sequences": len(val_rows),
         "steps": trainer.state.global_step,
         "eval_loss": eval_loss,
-        "lora_params": sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and "lora_" in n),
-        "state_params": sum(p.numel() for p in initial_state.parameters()) if initial_state is not None else 0,
+        "lora_params": sum(
+            p.numel() for n, p in model.named_parameters() if p.requires_grad and "lora_" in n
+        ),
+        "state_params": sum(p.numel() for p in initial_state.parameters())
+        if initial_state is not None
+        else 0,
         "samples": samples,
         "spec": spec.model_dump(mode="json"),
     }
     atomic_write_text(out_dir / "run_manifest.json", json.dumps(run, ensure_ascii=False, indent=2) + "\n")
     return run
-

@@ -15,6 +15,11 @@ FIELDS = ("instruction", "input", "output", "text")
 def check(row: Row, ctx) -> tuple[str, str] | None:
     if "text" in row:  # documents: web text holds stray U+FFFD and backslashes of its own
         return None
+    if "messages" in row:  # conversations: lost bytes only (chat about code is full of backslashes)
+        for i, m in enumerate(row["messages"]):
+            if "\ufffd" in m["content"]:
+                return "control_chars", f"turn {i}: U+FFFD replacement character (lost bytes)"
+        return None
     joined = row["instruction"] + row["input"] + row["output"]
     if "\\" not in joined and "\ufffd" not in joined:
         return None

@@ -18,7 +18,7 @@ ANSWER_TWO = re.compile(r"(?:^|\n|\s)" + _ITEM.format(n="2", c="②"))
 
 
 def check(row: Row, ctx) -> tuple[str, str] | None:
-    if "text" in row:
+    if "instruction" not in row:  # instruction rows only
         return None
     instruction = row["instruction"]
     if not FIRST.match(instruction):

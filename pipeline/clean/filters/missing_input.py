@@ -39,7 +39,7 @@ POINTING = re.compile(
 
 
 def check(row: Row, ctx) -> tuple[str, str] | None:
-    if "text" in row or row["input"].strip():
+    if "instruction" not in row or row["input"].strip():  # instruction rows only
         return None
     instruction = row["instruction"]
     m = POINTING.search(instruction)

@@ -13,5 +13,11 @@ ORDER = 5
 def check(row: Row, ctx) -> tuple[str, str] | None:
     if "text" in row:
         return None
+    if "messages" in row:
+        for i, m in enumerate(row["messages"]):
+            why = placeholder_output(m["content"]) if m["role"] == "assistant" else None
+            if why is not None:
+                return "placeholder_output", f"turn {i}: {why}"
+        return None
     why = placeholder_output(row["output"])
     return None if why is None else ("placeholder_output", why)

@@ -26,7 +26,7 @@ MAX_NAME_WORDS = 8  # a name, title or slogan asked for may be Latin up to this 
 
 
 def check(row: Row, ctx) -> tuple[str, str] | None:
-    if "text" in row or "ja" not in ctx.languages:
+    if "instruction" not in row or "ja" not in ctx.languages:  # instruction rows only
         return None
     limit = ctx.clean.max_latin_share_ja
     instruction, inp, output = row["instruction"], row["input"], row["output"]

@@ -47,7 +47,7 @@ ABOUT_PAGE = re.compile(
 
 
 def check(row: Row, ctx) -> tuple[str, str] | None:
-    if "text" in row:
+    if "instruction" not in row:  # instruction rows only
         return None
     instruction, inp = row["instruction"], row["input"]
     m = SEEING.search(instruction)
