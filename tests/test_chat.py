@@ -8,8 +8,9 @@ from collections import Counter
 
 import pyarrow.parquet as pq
 import pytest
+import torch
 import yaml
-from conftest import ROOT, SAMPLES, read_all
+from conftest import ROOT, SAMPLES, cpu_train_spec, read_all
 
 from pipeline.clean.filters import FilterContext
 from pipeline.clean.filters.conversation import check as conversation_check
@@ -284,3 +285,110 @@ def test_sharegpt_and_messages_round_trip_through_export(chat_build, tmp_path):
     )
     export(chat_build, "messages", tmp_path / "m2.jsonl")
     assert (tmp_path / "m2.jsonl").read_bytes() == (tmp_path / "m.jsonl").read_bytes()
+
+
+# --- chat training ----------------------------------------------------------------------------------------
+
+DIALOGUE = [
+    {"role": "system", "content": "あなたは親切な案内係です。"},
+    {"role": "user", "content": "駅はどこですか？"},
+    {"role": "assistant", "content": "まっすぐ行って右です。"},
+    {"role": "user", "content": "ありがとう。"},
+    {"role": "assistant", "content": "どういたしまして。"},
+]
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def learned(tok, ex):
+    """The text of the tokens in the loss, and of those not, each in order."""
+    from pipeline.train.data import IGNORE
+
+    assert len(ex.input_ids) == len(ex.labels)
+    assert all(lab in (IGNORE, i) for i, lab in zip(ex.input_ids, ex.labels, strict=True))  # a label is its token or nothing
+    on = [i for i, lab in zip(ex.input_ids, ex.labels, strict=True) if lab != IGNORE]
+    off = [i for i, lab in zip(ex.input_ids, ex.labels, strict=True) if lab == IGNORE]
+    return tok.decode(on), tok.decode(off)
+
+
+def test_chat_loss_mask_is_exactly_the_assistant_turns(tiny):
+    from transformers import AutoTokenizer
+
+    from pipeline.train.data import IGNORE, encode_chat
+
+    tok = AutoTokenizer.from_pretrained(tiny["gpt_neox"])
+    ex = encode_chat(tok, "chat-ja", DIALOGUE, 1024)
+    assert learned(tok, ex) == (
+        "まっすぐ行って右です。\nどういたしまして。\n<|endoftext|>",
+        "あなたは親切な案内係です。\n\nユーザー: 駅はどこですか？\nアシスタント: ユーザー: ありがとう。\nアシスタント: ",
+    )
+    # token by token: the first answer starts right after the prompt's tokens
+    prompt = tok("あなたは親切な案内係です。\n\nユーザー: 駅はどこですか？\nアシスタント: ", add_special_tokens=False)["input_ids"]
+    answer = tok("まっすぐ行って右です。\n", add_special_tokens=False)["input_ids"]
+    assert ex.labels[: len(prompt)] == [IGNORE] * len(prompt)
+    assert ex.labels[len(prompt) : len(prompt) + len(answer)] == answer
+    assert ex.labels[len(prompt) + len(answer)] == IGNORE
+    rwkv = encode_chat(tok, "rwkv", DIALOGUE[1:3], 1024)
+    assert learned(tok, rwkv) == ("まっすぐ行って右です。\n\n<|endoftext|>", "User: 駅はどこですか？\n\nAssistant: ")
+
+
+def test_chat_mask_with_the_tokenizers_own_template(tiny):
+    from transformers import AutoTokenizer
+
+    from pipeline.train.chat import prompt_text, resolve
+    from pipeline.train.data import encode_chat
+
+    tok = AutoTokenizer.from_pretrained(tiny["gpt_neox"])
+    assert resolve(tok, "auto") == "chat-ja"
+    tok.chat_template = CHATML
+    assert resolve(tok, "auto") == "tokenizer"
+    on, off = learned(tok, encode_chat(tok, "tokenizer", DIALOGUE, 1024))
+    assert on == "まっすぐ行って右です。<|im_end|>\nどういたしまして。<|im_end|>\n<|endoftext|>"
+    assert off.startswith("<|im_start|>system\nあなたは") and off.endswith("<|im_start|>assistant\n")
+    assert prompt_text(tok, "tokenizer", DIALOGUE[:2]).endswith("駅はどこですか？<|im_end|>\n<|im_start|>assistant\n")
+
+
+@pytest.fixture(scope="module")
+def ja_chat_build(tmp_path_factory, prefect_harness):
+    """A real build of the seven Japanese OASST editor conversations (and one more, short, per thread)."""
+    from conftest import write_recipe
+
+    from flows.build import build_flow
+
+    tmp = tmp_path_factory.mktemp("jachat")
+    shutil.copy(EDITOR, tmp / "ja.json")
+    r = write_recipe(
+        tmp,
+        {
+            "name": "jachat",
+            "sources": [{"name": "ja", "kind": "oasst", "path": "ja.json", "license": "apache-2.0"}],
+            "split": {"validation": 0.2, "seed": 3},
+        },
+    )
+    build_flow(str(r), str(tmp / "out"))
+    return tmp / "out"
+
+
+@pytest.mark.parametrize("arch", ["gpt_neox", "llama", "rwkv"])
+def test_chat_lora_loss_falls_and_adapter_changes_logits(tiny, ja_chat_build, tmp_path, arch):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from pipeline.train.trainer import train
+
+    spec = cpu_train_spec(micro_batch=2, max_steps=30, logging_steps=10, chat_template="rwkv" if arch == "rwkv" else "auto",
+                          sample_generations=1)
+    run = train(spec, tmp_path, str(tiny[arch]), ja_chat_build)
+    log = [json.loads(x) for x in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    losses = [x["loss"] for x in log]
+    assert [x["step"] for x in log] == [10, 20, 30]
+    assert losses == sorted(losses, reverse=True) and losses[-1] < 0.9 * losses[0], losses
+    assert len(run["samples"]) == 1
+    base = AutoModelForCausalLM.from_pretrained(tiny[arch]).eval()
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    with torch.no_grad():
+        before = base(input_ids=ids).logits
+        after = PeftModel.from_pretrained(base, tmp_path / "adapter").eval()(input_ids=ids).logits
+    assert not torch.allclose(before, after, atol=1e-4)
