@@ -11,6 +11,8 @@ import pytest
 import torch
 import yaml
 from conftest import ROOT, SAMPLES, cpu_train_spec, read_all
+from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import strategies as st
 
 from pipeline.clean.filters import FilterContext
 from pipeline.clean.filters.conversation import check as conversation_check
@@ -392,3 +394,42 @@ def test_chat_lora_loss_falls_and_adapter_changes_logits(tiny, ja_chat_build, tm
         before = base(input_ids=ids).logits
         after = PeftModel.from_pretrained(base, tmp_path / "adapter").eval()(input_ids=ids).logits
     assert not torch.allclose(before, after, atol=1e-4)
+
+
+# --- malformed trees: every message still lands in exactly one row ----------------------------------------
+
+IDS = ["a", "b", "c", "d", "e"]
+_message = st.fixed_dictionaries(
+    {
+        "message_id": st.sampled_from(IDS),
+        "parent_id": st.none() | st.sampled_from(IDS),
+        "message_tree_id": st.sampled_from(["t1", "t2"]),
+        "role": st.sampled_from(["prompter", "assistant", "bot"]),
+        "text": st.text(max_size=5) | st.none(),
+        "rank": st.none() | st.integers(0, 2),
+        "deleted": st.booleans(),
+        "review_result": st.none() | st.booleans(),
+    }
+)
+
+
+@seed(20261203)
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(msgs=st.lists(_message, max_size=8), branches=st.sampled_from(["best", "all"]))
+def test_oasst_flat_accounts_every_line_of_any_file(tmp_path, msgs, branches):
+    f = tmp_path / "m.jsonl"
+    f.write_text("".join(json.dumps(m) + "\n" for m in msgs), encoding="utf-8")
+    rows = read_all("oasst", f, branches=branches)
+    assert len({r["id"] for r in rows}) == len(rows)
+    # a reject holds its own line; a conversation its messages (best: each message once; all: at least once)
+    lines = Counter(r["source_index"] for r in rows if "reason" in r)
+    covered = Counter()
+    for r in rows:
+        if "messages" in r:
+            covered.update(json.loads(r["meta"])["message_ids"])
+    in_conv = sum(covered.values())
+    if branches == "best":
+        assert sum(lines.values()) + in_conv == len(msgs)
+    else:
+        assert sum(lines.values()) + len(set(covered)) <= len(msgs) <= sum(lines.values()) + in_conv
+    assert all(v == 1 for v in lines.values())

@@ -68,6 +68,15 @@ def records_of(kind: str):
         return st.fixed_dictionaries({"article_text": st.lists(TEXT, max_size=3), "abstract_text": st.lists(TEXT)})
     if kind == "arxiv_redpajama":
         return st.fixed_dictionaries({"text": TEXT, "meta": st.fixed_dictionaries({"arxiv_id": st.sampled_from(ARXIV_IDS)})})
+    if kind == "messages":
+        part = st.fixed_dictionaries({"type": st.sampled_from(["text", "image_url"]), "text": TEXT})
+        turn = st.fixed_dictionaries(
+            {"role": st.sampled_from(["system", "user", "assistant", "tool"]), "content": TEXT | st.lists(part, max_size=2)}
+        )
+        return st.fixed_dictionaries({"messages": st.lists(turn, max_size=4)})
+    if kind == "sharegpt":
+        turn = st.fixed_dictionaries({"from": st.sampled_from(["human", "gpt", "system", "function_call"]), "value": TEXT})
+        return st.fixed_dictionaries({"conversations": st.lists(turn, max_size=4)}, optional={"system": TEXT})
     raise ValueError(kind)
 
 
@@ -190,7 +199,7 @@ def document_records(plain: bytes) -> int | None:
     return len(doc) if isinstance(doc, list) else 1
 
 
-@pytest.mark.parametrize("kind", ["alpaca", "dolly", "redpajama", "arxiv_pairs", "arxiv_redpajama"])
+@pytest.mark.parametrize("kind", ["alpaca", "dolly", "redpajama", "arxiv_pairs", "arxiv_redpajama", "messages", "sharegpt"])
 @seed(SEED)
 @FUZZ
 @given(data=st.data())
@@ -201,7 +210,7 @@ def test_json_lines_readers_account_for_every_record_or_refuse_the_file(tmp_path
     if got is None:
         return
     rows, err, plain = got
-    mode, raw = expected_records(plain, arrays=kind in ("alpaca", "dolly"))
+    mode, raw = expected_records(plain, arrays=kind in ("alpaca", "dolly", "messages", "sharegpt"))
     if mode == "document":  # read as one JSON document: its records, or refused when it is not one
         n = document_records(plain)
         assert (err is not None) == (n is None), err

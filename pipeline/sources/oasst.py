@@ -40,7 +40,7 @@ KIND = "oasst"
 ROLES = {"prompter": "user", "assistant": "assistant"}
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: ids may repeat in a malformed file
 class Msg:
     index: int  # record position (flat / editor), or the order inside its tree (nested)
     id: str
@@ -138,7 +138,7 @@ def conversations(root: Msg, branches: str) -> tuple[list[list[Msg]], list[tuple
             if path[-1].role == "user":
                 dropped.append((path[-1], "unanswered", "a prompt with no kept answer"))
                 path = path[:-1]
-            if path and (not paths or paths[-1] != path):
+            if path:
                 paths.append(path)
             continue
         if branches == "best":
@@ -154,7 +154,7 @@ def conversations(root: Msg, branches: str) -> tuple[list[list[Msg]], list[tuple
     # an unanswered prompt under an assistant reply that is also another path's end gives that path twice
     unique, seen = [], set()
     for p in paths:
-        key = tuple(m.id for m in p)
+        key = tuple(map(id, p))
         if key not in seen:
             seen.add(key)
             unique.append(p)
@@ -225,6 +225,16 @@ def _link(msgs: list[Msg]) -> tuple[list[Msg], list[Msg]]:
 
 def _flush_flat(msgs: list[Msg], tree: Any, rel: str, spec: SourceSpec, opts) -> Iterator[Row]:
     """The rows of one tree of the flat or editor form: records are messages."""
+    seen: set[str] = set()
+    unique = []
+    for m in msgs:
+        if m.id in seen:
+            yield reject(lineage(spec.name, rel, m.index, spec.license), "parse", "duplicate_message_id",
+                         f"message_id {m.id} again in tree {tree}", m.raw)
+        else:
+            seen.add(m.id)
+            unique.append(m)
+    msgs = unique
     roots, orphans = _link(msgs)
     reached = {d.id for r in roots for d in _subtree(r)}
     for m in msgs:  # orphans, and messages under an orphan (or in a parent cycle): no root reaches them
@@ -249,22 +259,22 @@ def _flush_flat(msgs: list[Msg], tree: Any, rel: str, spec: SourceSpec, opts) ->
 def _read_nested(lin: Row, obj: dict, raw: str, spec: SourceSpec, opts) -> Iterator[Row]:
     """The rows of one nested export tree (one line): conversations first, then dropped subtrees."""
     msgs: list[Msg] = []
-    stack = [(obj["prompt"], None)]
-    while stack:
+    stack: list[tuple[Any, Msg | None]] = [(obj["prompt"], None)]
+    while stack:  # the tree as it is nested (message ids need not be unique here)
         node, parent = stack.pop()
         m = _message(node, len(msgs), node, opts.text_field, editor=False)
         if isinstance(m, str):
             yield reject(lin, "parse", "missing_field", f"message {len(msgs)} of the tree: {m}", raw)
             return
-        m.parent = parent
         msgs.append(m)
+        if parent is not None:
+            parent.children.append(m)
         replies = node.get("replies") or []
         if not isinstance(replies, list):
             yield reject(lin, "parse", "missing_field", f"message {m.id}: 'replies' is not a list", raw)
             return
-        stack.extend((r, m.id) for r in reversed(replies))
-    roots, _ = _link(msgs)
-    paths, dropped = conversations(roots[0], opts.branches)
+        stack.extend((r, m) for r in reversed(replies))
+    paths, dropped = conversations(msgs[0], opts.branches)
     tree = obj.get("message_tree_id")
     part = 0
     for p in paths:
