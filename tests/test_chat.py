@@ -162,6 +162,75 @@ def test_messages_reader_rejects_unknown_roles_and_image_parts(tmp_path):
     assert rows[4]["record"] == json.dumps(lines[4])  # the line, verbatim
 
 
+# --- plays ------------------------------------------------------------------------------------------------
+
+SCRIPTS = SAMPLES / "scripts"
+BURANKO = SCRIPTS / "kishida_buranko.52086_ruby_45536.sjis.txt"  # Shift_JIS, CRLF, ruby, Aozora notes
+ROMEO = SCRIPTS / "shakespeare_romeo_and_juliet.act2_sc1-2.pg1513.txt"
+
+
+def test_script_aozora_shift_jis_with_ruby_gives_speakers_and_clean_turns():
+    from pipeline.sources._streams import decode_text
+    from pipeline.text.play import parse_play
+
+    play = parse_play(decode_text(BURANKO.read_bytes(), "cp932"))
+    speakers = Counter(u.speaker for sc in play.scenes for u in sc.utterances)
+    assert speakers == {"夫": 56, "妻": 56, "同僚": 11, "夫の声": 6, "声": 2, "妻の声": 1, "同僚の声": 1}
+    assert (play.title, play.author, play.credits.splitlines()[0]) == ("ぶらんこ（一幕）", "岸田國士", "底本：「岸田國士全集1」岩波書店")
+    rows = read_all("script", BURANKO, assistant=["夫"])
+    assert first_words(rows[0]) == [(r, t[:24]) for r, t in [
+        ("user", "妻: あなた、さ、もう起きて下さい。"),
+        ("assistant", "夫: 起きてるよ。一体何時だい。"),
+        ("user", "妻: 毎朝、わかつてるぢやありませんか。"),
+        ("assistant", "夫: そんな時間か。"),
+        ("user", "妻: いやね、どんな時間だと思つてらつしやるの。"),
+        ("assistant", "夫: さうか。カマキリは、まだ来ないだらう。"),  # its （跳ね起きるらしく） and （間） taken out
+        ("user", "妻: およしなさいよ、そんな大きな声で…………。"),
+        ("assistant", "夫: 昨夜はね、素敵もなく面白い夢を見たよ。"),
+    ]]
+    everything = "\n".join(m["content"] for r in rows for m in r["messages"])
+    assert not any(c in everything for c in "《》｜［＃（") and "底本" not in everything
+    # the hummed tune under a continuation block is the husband's, not five speakers called タララ
+    tune = next(m["content"] for r in rows for m in r["messages"] if "タララ" in m["content"])
+    assert tune.startswith("夫: タラ　ラ　ラ　ラ　ラ　ラア\nタララ　タララ　タララア\n")
+    meta = json.loads(rows[0]["meta"])
+    assert (meta["title"], meta["line"], meta["speakers"][:2]) == ("ぶらんこ（一幕）", 22, [["妻"], ["夫"]])
+    assert len(rows) == 13 and all(len(r["messages"]) <= 8 for r in rows)
+
+
+def test_script_gutenberg_scenes_windows_and_directions_as_system():
+    rows = read_all("script", ROMEO, assistant=["JULIET"], window=4, stage_directions="system")
+    balcony = [r for r in rows if json.loads(r["meta"])["scene"] == "SCENE II. Capulet’s Garden."]
+    first = balcony[0]["messages"]
+    assert [m["role"] for m in first] == ["system", "user", "assistant", "user", "assistant"]
+    assert first[0]["content"].startswith("SCENE II. Capulet’s Garden.\n")
+    assert [m["content"].split("\n")[0] for m in first[1:]] == [
+        "ROMEO: He jests at scars that never felt a wound.", "JULIET: Ay me.", "ROMEO: She speaks.",
+        "JULIET: O Romeo, Romeo, wherefore art thou Romeo?",
+    ]
+    speakers = Counter(n for r in rows for t in json.loads(r["meta"])["speakers"] for n in t)
+    assert sum(speakers.values()) == 66 and speakers["JULIET"] == 27
+
+
+def test_script_patterns_kagi_colon_and_an_own_regex(tmp_path):
+    kagi = tmp_path / "kagi.txt"
+    kagi.write_text("GM「ようこそ、冒険者たち」\nアリス「ここはどこ？」\nGM「古い塔の前です」\nアリス「入ります」\n", encoding="utf-8")
+    [row] = read_all("script", kagi, assistant=["GM"])
+    assert row["messages"] == [
+        {"role": "system", "content": "GM: ようこそ、冒険者たち"},  # the GM opens: context for the first turn
+        {"role": "user", "content": "アリス: ここはどこ？"},
+        {"role": "assistant", "content": "GM: 古い塔の前です"},
+        {"role": "user", "content": "アリス: 入ります"},
+    ]
+    replay = tmp_path / "replay.txt"
+    replay.write_text("[GM] 扉が開く。\n[ボブ] 中を覗く。\n[GM] 暗い。\n", encoding="utf-8")
+    [row] = read_all("script", replay, assistant=["GM"], speaker_pattern=r"^\[(?P<name>[^\]]+)\] (?P<line>.+)$")
+    assert [m["content"] for m in row["messages"]] == ["GM: 扉が開く。", "ボブ: 中を覗く。", "GM: 暗い。"]
+    none = tmp_path / "prose.txt"
+    none.write_text("ただの文章です。\n台詞はありません。\n", encoding="utf-8")
+    assert [(r["reason"], r["record"]) for r in read_all("script", none)] == [("no_speech", "ただの文章です。\n台詞はありません。\n")]
+
+
 # --- conversation rules and dedup -------------------------------------------------------------------------
 
 
@@ -202,6 +271,7 @@ def chat_build(tmp_path_factory, prefect_harness):
     tmp = tmp_path_factory.mktemp("chat")
     shutil.copytree(SAMPLES / "oasst", tmp / "samples" / "oasst")
     shutil.copytree(SAMPLES / "sharegpt", tmp / "samples" / "sharegpt")
+    shutil.copytree(SAMPLES / "scripts", tmp / "samples" / "scripts")
     (tmp / "recipes").mkdir()
     data = yaml.safe_load((ROOT / "data" / "recipes" / "chat.yaml").read_text(encoding="utf-8"))
     pii = tmp / "samples" / "pii.jsonl"  # PII inside a turn is masked, in the rows and in the rejects
@@ -224,18 +294,19 @@ def table(build, name):
     return [r for s in m["shards"] if s["table"] == name for r in pq.read_table(build / s["path"]).to_pylist()]
 
 
-def test_chat_build_accounts_every_record_and_loads_as_a_config(chat_build):
+def test_chat_build_accounts_every_record_and_loads_as_a_config(chat_build, tmp_path):
     import datasets
 
     m = json.loads((chat_build / "manifest.json").read_text())
     counts = {k: (v["read"], v["kept"]) for k, v in m["counts"].items()}
     assert counts == {
         "oasst_ja": (12, 7), "oasst_en": (124, 16), "oasst_en_trees": (98, 70), "fastchat": (56, 21),
-        "glaive_tools": (15, 14), "openai_messages": (3, 3), "pii": (2, 1),
+        "glaive_tools": (15, 14), "openai_messages": (3, 3), "plays_ja": (45, 45), "okujou_no_kyoujin": (4, 4),
+        "romeo_and_juliet": (16, 14), "pii": (2, 1),
     }
     assert {s["table"] for s in m["shards"]} == {"chat", "rejects"}
-    ds = datasets.load_dataset(str(chat_build), "chat")
-    assert ds["train"].num_rows + ds["validation"].num_rows == 132
+    ds = datasets.load_dataset(str(chat_build), "chat", cache_dir=str(tmp_path))  # its cache: keyed by folder name
+    assert ds["train"].num_rows + ds["validation"].num_rows == 195
     assert str(ds["train"].features["messages"]) == "List({'role': Value('string'), 'content': Value('string')})"
     card = (chat_build / "README.md").read_text()
     assert "config_name: chat" in card and "path: chat/train-*.parquet" in card
