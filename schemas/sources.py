@@ -34,7 +34,8 @@ class ScriptOptions(Strict):
 
 
 class PersonaOptions(Strict):
-    min_chars: int = Field(default=10, ge=0)  # shorter posts are rejected (too_short)
+    chat_rows: bool = True  # each self-thread as a conversation: the first post asks, the rest answers
+    text_rows: bool = True  # each other post (and each thread, without chat_rows) as a text row (style)
 
 
 KIND_OPTIONS: dict[str, type[Strict]] = {

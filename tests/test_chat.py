@@ -231,6 +231,57 @@ def test_script_patterns_kagi_colon_and_an_own_regex(tmp_path):
     assert [(r["reason"], r["record"]) for r in read_all("script", none)] == [("no_speech", "ただの文章です。\n台詞はありません。\n")]
 
 
+# --- persona ----------------------------------------------------------------------------------------------
+
+TWEETS = SAMPLES / "tweets_archive" / "data" / "tweets.js"
+
+
+def provenance():
+    return [json.loads(x) for x in (SAMPLES / "tweets_archive" / "tweets.provenance.jsonl").read_text().splitlines()]
+
+
+def test_persona_rows_threads_and_retweets_each_post_once():
+    rows = read_all("persona", TWEETS)
+    kinds = {p["id_str"]: p["kind"] for p in provenance()}
+    assert Counter(r.get("reason") or ("chat" if "messages" in r else "text") for r in rows) == {
+        "text": 30, "chat": 3, "retweet": 5
+    }
+    seen = Counter()
+    for r in rows:
+        if "reason" in r:
+            seen[json.loads(r["record"])["tweet"]["id_str"]] += 1
+            assert kinds[json.loads(r["record"])["tweet"]["id_str"]] == "retweet"
+        else:
+            seen.update(json.loads(r["meta"])["post_ids"])
+    assert seen == Counter(list(kinds)) and len(kinds) == 52  # 52 posts, each in exactly one row
+    threads = [r for r in rows if "messages" in r]
+    assert sorted(len(json.loads(r["meta"])["post_ids"]) for r in threads) == [2, 7, 8]
+    for r in threads:  # a thread: its root asks, the self-replies answer, in reply order
+        ids = json.loads(r["meta"])["post_ids"]
+        assert kinds[ids[0]] == "thread-root" and {kinds[i] for i in ids[1:]} == {"thread"}
+        assert [m["role"] for m in r["messages"]] == ["user", "assistant"]
+        assert ids[1:] == sorted(ids[1:])  # snowflake ids grow with time
+    other = next(r for r in rows if "text" in r and "reply_to" in r["meta"])
+    assert other["text"] == "古典の作者の幸福なる所以は兎に角彼等の死んでいることである。"  # no leading @mention
+    assert not any("RT @" in (r.get("text") or "") for r in rows)
+
+
+def test_persona_masks_other_handles_and_links_but_not_the_owner(tmp_path):
+    (tmp_path / "account.js").write_text(
+        'window.YTD.account.part0 = [ { "account" : { "username" : "me_here", "accountId" : "1" } } ]'
+    )
+    tweets = [{"tweet": {"id_str": "10", "full_text": "@me_here と @someone_else に https://t.co/abc を送った",
+                         "display_text_range": ["0", "40"]}},
+              {"tweet": {"id_str": "11", "full_text": "RT @someone_else: hello"}},
+              {"tweet": {"id_str": "12"}}]
+    (tmp_path / "tweets.js").write_text("window.YTD.tweets.part0 = " + json.dumps(tweets, ensure_ascii=False))
+    rows = read_all("persona", tmp_path / "tweets.js")
+    assert rows[0]["text"] == "@me_here と @<HANDLE> に <URL> を送った"
+    assert [r.get("reason") for r in rows] == [None, "retweet", "missing_field"]
+    only_threads = read_all("persona", tmp_path / "tweets.js", text_rows=False)
+    assert [r.get("reason") for r in only_threads] == ["not_a_thread", "retweet", "missing_field"]
+
+
 # --- conversation rules and dedup -------------------------------------------------------------------------
 
 
@@ -272,6 +323,7 @@ def chat_build(tmp_path_factory, prefect_harness):
     shutil.copytree(SAMPLES / "oasst", tmp / "samples" / "oasst")
     shutil.copytree(SAMPLES / "sharegpt", tmp / "samples" / "sharegpt")
     shutil.copytree(SAMPLES / "scripts", tmp / "samples" / "scripts")
+    shutil.copytree(SAMPLES / "tweets_archive", tmp / "samples" / "tweets_archive")
     (tmp / "recipes").mkdir()
     data = yaml.safe_load((ROOT / "data" / "recipes" / "chat.yaml").read_text(encoding="utf-8"))
     pii = tmp / "samples" / "pii.jsonl"  # PII inside a turn is masked, in the rows and in the rejects
@@ -302,11 +354,11 @@ def test_chat_build_accounts_every_record_and_loads_as_a_config(chat_build, tmp_
     assert counts == {
         "oasst_ja": (12, 7), "oasst_en": (124, 16), "oasst_en_trees": (98, 70), "fastchat": (56, 21),
         "glaive_tools": (15, 14), "openai_messages": (3, 3), "plays_ja": (45, 45), "okujou_no_kyoujin": (4, 4),
-        "romeo_and_juliet": (16, 14), "pii": (2, 1),
+        "romeo_and_juliet": (16, 14), "persona": (38, 33), "pii": (2, 1),
     }
-    assert {s["table"] for s in m["shards"]} == {"chat", "rejects"}
+    assert {s["table"] for s in m["shards"]} == {"chat", "text", "rejects"}
     ds = datasets.load_dataset(str(chat_build), "chat", cache_dir=str(tmp_path))  # its cache: keyed by folder name
-    assert ds["train"].num_rows + ds["validation"].num_rows == 195
+    assert ds["train"].num_rows + ds["validation"].num_rows == 198
     assert str(ds["train"].features["messages"]) == "List({'role': Value('string'), 'content': Value('string')})"
     card = (chat_build / "README.md").read_text()
     assert "config_name: chat" in card and "path: chat/train-*.parquet" in card
