@@ -295,7 +295,7 @@ def export_cmd(
     fmt: Annotated[str, typer.Option("--format", help="alpaca | sharegpt | messages | llama-factory")],
     out: Annotated[Path, typer.Option("--out", help="the .jsonl file (llama-factory: a folder) to write")],
 ) -> None:
-    """Write a build's instruction rows as JSONL for other trainers (LLaMA-Factory: with dataset_info.json)."""
+    """Write a build's instruction and chat rows as JSONL for other trainers (LLaMA-Factory: with dataset_info.json)."""
     from pipeline.sink.export import export
 
     try:
