@@ -282,6 +282,26 @@ def test_persona_masks_other_handles_and_links_but_not_the_owner(tmp_path):
     assert [r.get("reason") for r in only_threads] == ["not_a_thread", "retweet", "missing_field"]
 
 
+def test_persona_reads_a_mastodon_outbox(tmp_path):
+    me = "https://social.example/users/me/statuses/"
+    mention = '<span class="h-card"><a href="https://other.example/@alice" class="u-url mention">@<span>alice</span></a></span>'
+    items = [
+        {"type": "Create", "object": {"id": me + "1", "inReplyTo": None, "published": "2023-01-01T00:00:00Z",
+                                      "content": f"<p>{mention} 今日は晴れ&amp;暖かい。</p><p>散歩に行く。</p>"}},
+        {"type": "Announce", "id": me + "2/activity", "object": "https://other.example/notes/9"},
+        {"type": "Create", "object": {"id": me + "3", "inReplyTo": me + "1", "content": "<p>帰ってきた。</p>"}},
+        {"type": "Create", "object": {"id": me + "4", "inReplyTo": None, "content": "<p>別の話。</p>"}},
+    ]
+    (tmp_path / "outbox.json").write_text(json.dumps({"orderedItems": items}, ensure_ascii=False), encoding="utf-8")
+    rows = read_all("persona", tmp_path / "outbox.json")
+    assert [r.get("reason") or ("chat" if "messages" in r else "text") for r in rows] == ["chat", "retweet", "text"]
+    assert rows[0]["messages"] == [
+        {"role": "user", "content": "@<HANDLE> 今日は晴れ&暖かい。\n散歩に行く。"},
+        {"role": "assistant", "content": "帰ってきた。"},
+    ]
+    assert rows[2]["text"] == "別の話。"
+
+
 # --- conversation rules and dedup -------------------------------------------------------------------------
 
 
@@ -408,6 +428,11 @@ def test_sharegpt_and_messages_round_trip_through_export(chat_build, tmp_path):
     assert sorted(json.dumps(m["messages"]) for m in msgs if m["source"] == "openai_messages") == sorted(
         json.dumps(c["messages"]) for c in cookbook
     )
+    export(chat_build, "llama-factory", tmp_path / "lf")
+    info = json.loads((tmp_path / "lf" / "dataset_info.json").read_text())
+    assert info["chat_sharegpt_train"]["columns"] == {"messages": "conversations", "system": "system", "tools": "tools"}
+    assert info["chat_sharegpt_train"]["tags"]["function_tag"] == "function_call"
+    assert info["chat_alpaca_train"]["columns"]["history"] == "history"
     export(chat_build, "messages", tmp_path / "m2.jsonl")
     assert (tmp_path / "m2.jsonl").read_bytes() == (tmp_path / "m.jsonl").read_bytes()
 
