@@ -106,19 +106,17 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="session")
 def small_build(tmp_path_factory, prefect_harness):
     """A real build output of 12 Japanese Alpaca rows (2 of them in validation with seed 3)."""
-    from flows.build import build_flow
-
     tmp = tmp_path_factory.mktemp("build")
     ja = json.loads((SAMPLES / "japanese_alpaca" / "alpaca_data_ja.sample.json").read_text())
     short = [r for r in ja if len(r["output"]) < 60][:12]
     (tmp / "a.json").write_text(json.dumps(short, ensure_ascii=False))
-    r = write_recipe(
-        tmp,
-        {
-            "name": "small",
-            "sources": [{"name": "a", "kind": "alpaca", "path": "a.json", "license": "mit"}],
-            "split": {"validation": 0.2, "seed": 3},
-        },
-    )
+    return one_source_build(tmp, "small", {"name": "a", "kind": "alpaca", "path": "a.json", "license": "mit"})
+
+
+def one_source_build(tmp: Path, name: str, source: dict) -> Path:
+    """A real build of one source in ``tmp`` (validation 0.2, seed 3): its output folder ``tmp/out``."""
+    from flows.build import build_flow
+
+    r = write_recipe(tmp, {"name": name, "sources": [source], "split": {"validation": 0.2, "seed": 3}})
     build_flow(str(r), str(tmp / "out"))
     return tmp / "out"

@@ -502,23 +502,12 @@ def test_chat_mask_with_the_tokenizers_own_template(tiny):
 
 @pytest.fixture(scope="module")
 def ja_chat_build(tmp_path_factory, prefect_harness):
-    """A real build of the seven Japanese OASST editor conversations (and one more, short, per thread)."""
-    from conftest import write_recipe
-
-    from flows.build import build_flow
+    """A real build of the seven Japanese OASST editor conversations."""
+    from conftest import one_source_build
 
     tmp = tmp_path_factory.mktemp("jachat")
     shutil.copy(EDITOR, tmp / "ja.json")
-    r = write_recipe(
-        tmp,
-        {
-            "name": "jachat",
-            "sources": [{"name": "ja", "kind": "oasst", "path": "ja.json", "license": "apache-2.0"}],
-            "split": {"validation": 0.2, "seed": 3},
-        },
-    )
-    build_flow(str(r), str(tmp / "out"))
-    return tmp / "out"
+    return one_source_build(tmp, "jachat", {"name": "ja", "kind": "oasst", "path": "ja.json", "license": "apache-2.0"})
 
 
 @pytest.mark.parametrize("arch", ["gpt_neox", "llama", "rwkv"])
