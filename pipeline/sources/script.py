@@ -12,7 +12,9 @@ Consecutive lines of one side merge into one turn; each speech in a turn starts 
 ("夫: …"; its continuation lines follow on their own lines), and ``meta.speakers`` lists them per turn. A scene that opens with the assistant gives that
 opening to the first conversation's system turn (a conversation starts with the user). ``meta`` also keeps
 the title, author, scene, the line the conversation starts on and the Aozora credits (底本 …), which its
-licence asks to keep. A file with no speech line is one reject ``no_speech``; one that does not decode,
+licence asks to keep. A scene's last turn, when it is the user's and would open a window alone, has no
+answer to learn: a reject ``unanswered`` (trainers such as LLaMA-Factory drop a conversation that ends on
+the user). A file with no speech line is one reject ``no_speech``; one that does not decode,
 ``bad_encoding``. Memory: one file (plays are small; the file is read whole).
 """
 
@@ -50,7 +52,11 @@ def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row
     index = 0
     for scene_no, scene in enumerate(play.scenes):
         for conv, meta in _windows(play, scene, scene_no, assistant, opts):
-            yield chat_row(lineage(spec.name, rel, index, spec.license), conv, task="roleplay", meta=meta)
+            lin = lineage(spec.name, rel, index, spec.license)
+            if conv is None:  # a scene's last line, by the user, with no answer after it
+                yield reject(lin, "parse", "unanswered", f"line {meta['line']}: the scene ends on the user", meta["text"])
+            else:
+                yield chat_row(lin, conv, task="roleplay", meta=meta)
             index += 1
 
 
@@ -83,8 +89,7 @@ def _windows(play: Play, scene: Scene, scene_no: int, assistant: set[str], opts)
     opening = turns.pop(0) if turns and turns[0]["role"] == "assistant" else None
     size = opts.window - opts.window % 2  # an even number of turns: every window starts with the user
     chunks = [turns[i : i + size] for i in range(0, len(turns), size)]
-    if len(chunks) > 1 and len(chunks[-1]) == 1:  # a last user turn alone: it closes the window before
-        chunks[-2] += chunks.pop()
+    unanswered = chunks.pop()[0] if len(chunks) > 1 and len(chunks[-1]) == 1 else None
     head = "".join(x for x in (f"『{play.title}』" if play.title else "", play.author or "") if x)
     for k, chunk in enumerate(chunks):
         notes = []
@@ -108,3 +113,5 @@ def _windows(play: Play, scene: Scene, scene_no: int, assistant: set[str], opts)
             "credits": play.credits,
         }
         yield conv, {key: v for key, v in meta.items() if v is not None}
+    if unanswered is not None:
+        yield None, {"line": unanswered["line"] + 1, "text": unanswered["content"]}
