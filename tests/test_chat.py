@@ -177,7 +177,7 @@ def test_script_aozora_shift_jis_with_ruby_gives_speakers_and_clean_turns():
     speakers = Counter(u.speaker for sc in play.scenes for u in sc.utterances)
     assert speakers == {"夫": 56, "妻": 56, "同僚": 11, "夫の声": 6, "声": 2, "妻の声": 1, "同僚の声": 1}
     assert (play.title, play.author, play.credits.splitlines()[0]) == ("ぶらんこ（一幕）", "岸田國士", "底本：「岸田國士全集1」岩波書店")
-    rows = read_all("script", BURANKO, assistant=["夫"])
+    rows = read_all("script", BURANKO, assistant=["夫"])  # the husband's off-stage voice (夫の声) is the user here
     assert first_words(rows[0]) == [(r, t[:24]) for r, t in [
         ("user", "妻: あなた、さ、もう起きて下さい。"),
         ("assistant", "夫: 起きてるよ。一体何時だい。"),
@@ -188,19 +188,25 @@ def test_script_aozora_shift_jis_with_ruby_gives_speakers_and_clean_turns():
         ("user", "妻: およしなさいよ、そんな大きな声で…………。"),
         ("assistant", "夫: 昨夜はね、素敵もなく面白い夢を見たよ。"),
     ]]
-    everything = "\n".join(m["content"] for r in rows for m in r["messages"])
+    convs = kept(rows)
+    # so the play's last stretch of off-stage voices is one user turn nothing answers
+    [(at, reason, record)] = [(r["source_index"], r["reason"], r["record"]) for r in rows if "reason" in r]
+    assert (at, reason, record.split("\n")[0]) == (13, "unanswered", "同僚: 実はね、君、弱つたことになつたんだ。")
+    voices = read_all("script", BURANKO, assistant=["夫", "夫の声"])
+    assert len(voices) == 15 and all("messages" in r for r in voices)
+    everything = "\n".join(m["content"] for r in convs for m in r["messages"])
     assert not any(c in everything for c in "《》｜［＃（") and "底本" not in everything
     # the hummed tune under a continuation block is the husband's, not five speakers called タララ
-    tune = next(m["content"] for r in rows for m in r["messages"] if "タララ" in m["content"])
+    tune = next(m["content"] for r in convs for m in r["messages"] if "タララ" in m["content"])
     assert tune.startswith("夫: タラ　ラ　ラ　ラ　ラ　ラア\nタララ　タララ　タララア\n")
     meta = json.loads(rows[0]["meta"])
     assert (meta["title"], meta["line"], meta["speakers"][:2]) == ("ぶらんこ（一幕）", 22, [["妻"], ["夫"]])
-    assert len(rows) == 13 and all(len(r["messages"]) <= 8 for r in rows)
+    assert len(convs) == 13 and all(len(r["messages"]) <= 8 for r in convs)
 
 
 def test_script_gutenberg_scenes_windows_and_directions_as_system():
     rows = read_all("script", ROMEO, assistant=["JULIET"], window=4, stage_directions="system")
-    balcony = [r for r in rows if json.loads(r["meta"])["scene"] == "SCENE II. Capulet’s Garden."]
+    balcony = [r for r in kept(rows) if json.loads(r["meta"])["scene"] == "SCENE II. Capulet’s Garden."]
     first = balcony[0]["messages"]
     assert [m["role"] for m in first] == ["system", "user", "assistant", "user", "assistant"]
     assert first[0]["content"].startswith("SCENE II. Capulet’s Garden.\n")
@@ -208,20 +214,25 @@ def test_script_gutenberg_scenes_windows_and_directions_as_system():
         "ROMEO: He jests at scars that never felt a wound.", "JULIET: Ay me.", "ROMEO: She speaks.",
         "JULIET: O Romeo, Romeo, wherefore art thou Romeo?",
     ]
-    speakers = Counter(n for r in rows for t in json.loads(r["meta"])["speakers"] for n in t)
-    assert sum(speakers.values()) == 66 and speakers["JULIET"] == 27
+    convs = kept(rows)
+    speakers = Counter(n for r in convs for t in json.loads(r["meta"])["speakers"] for n in t)
+    assert all(r["messages"][-1]["role"] == "assistant" for r in convs if "assistant" in str(r["messages"]))
+    # the balcony scene ends on Romeo, with no answer: its own reject
+    [last] = [r for r in rows if "reason" in r]
+    assert (last["reason"], last["record"].split("\n")[0]) == ("unanswered", "ROMEO: Sleep dwell upon thine eyes, peace in thy breast.")
+    assert sum(speakers.values()) == 65 and speakers["JULIET"] == 27
 
 
 def test_script_patterns_kagi_colon_and_an_own_regex(tmp_path):
     kagi = tmp_path / "kagi.txt"
     kagi.write_text("GM「ようこそ、冒険者たち」\nアリス「ここはどこ？」\nGM「古い塔の前です」\nアリス「入ります」\n", encoding="utf-8")
-    [row] = read_all("script", kagi, assistant=["GM"])
+    row, last = read_all("script", kagi, assistant=["GM"])
     assert row["messages"] == [
         {"role": "system", "content": "GM: ようこそ、冒険者たち"},  # the GM opens: context for the first turn
         {"role": "user", "content": "アリス: ここはどこ？"},
         {"role": "assistant", "content": "GM: 古い塔の前です"},
-        {"role": "user", "content": "アリス: 入ります"},
     ]
+    assert (last["reason"], last["record"], last["source_index"]) == ("unanswered", "アリス: 入ります", 1)
     replay = tmp_path / "replay.txt"
     replay.write_text("[GM] 扉が開く。\n[ボブ] 中を覗く。\n[GM] 暗い。\n", encoding="utf-8")
     [row] = read_all("script", replay, assistant=["GM"], speaker_pattern=r"^\[(?P<name>[^\]]+)\] (?P<line>.+)$")
@@ -374,7 +385,7 @@ def test_chat_build_accounts_every_record_and_loads_as_a_config(chat_build, tmp_
     assert counts == {
         "oasst_ja": (12, 7), "oasst_en": (124, 16), "oasst_en_trees": (98, 70), "fastchat": (56, 21),
         "glaive_tools": (15, 14), "openai_messages": (3, 3), "plays_ja": (45, 45), "okujou_no_kyoujin": (4, 4),
-        "romeo_and_juliet": (16, 14), "persona": (38, 33), "pii": (2, 1),
+        "romeo_and_juliet": (17, 14), "persona": (38, 33), "pii": (2, 1),
     }
     assert {s["table"] for s in m["shards"]} == {"chat", "text", "rejects"}
     ds = datasets.load_dataset(str(chat_build), "chat", cache_dir=str(tmp_path))  # its cache: keyed by folder name

@@ -12,8 +12,7 @@ Consecutive lines of one side merge into one turn; each speech in a turn starts 
 ("夫: …"; its continuation lines follow on their own lines), and ``meta.speakers`` lists them per turn. A scene that opens with the assistant gives that
 opening to the first conversation's system turn (a conversation starts with the user). ``meta`` also keeps
 the title, author, scene, the line the conversation starts on and the Aozora credits (底本 …), which its
-licence asks to keep. A scene's last turn, when it is the user's and would open a window alone, has no
-answer to learn: a reject ``unanswered`` (trainers such as LLaMA-Factory drop a conversation that ends on
+licence asks to keep. A scene's last turn, when it is the user's, has no answer to learn: a reject ``unanswered`` (trainers such as LLaMA-Factory drop a conversation that ends on
 the user). A file with no speech line is one reject ``no_speech``; one that does not decode,
 ``bad_encoding``. Memory: one file (plays are small; the file is read whole).
 """
@@ -89,7 +88,11 @@ def _windows(play: Play, scene: Scene, scene_no: int, assistant: set[str], opts)
     opening = turns.pop(0) if turns and turns[0]["role"] == "assistant" else None
     size = opts.window - opts.window % 2  # an even number of turns: every window starts with the user
     chunks = [turns[i : i + size] for i in range(0, len(turns), size)]
-    unanswered = chunks.pop()[0] if len(chunks) > 1 and len(chunks[-1]) == 1 else None
+    unanswered = None
+    if chunks and len(turns) > 1 and chunks[-1][-1]["role"] == "user":  # the scene ends on the user
+        unanswered = chunks[-1].pop()
+        if not chunks[-1]:
+            chunks.pop()
     head = "".join(x for x in (f"『{play.title}』" if play.title else "", play.author or "") if x)
     for k, chunk in enumerate(chunks):
         notes = []
