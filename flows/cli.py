@@ -108,9 +108,12 @@ def generate(
         r = load_recipe(recipe)
         if r.generate is None:
             raise PipelineError(f"{recipe}: no 'generate' section")
-        seeds = r.resolve(r.generate.seed_tasks)
-        if not seeds.is_file():
-            raise PipelineError(f"{seeds}: seed tasks file not found")
+        if r.generate.task == "self-instruct":
+            seeds = r.resolve(r.generate.seed_tasks)
+            if not seeds.is_file():
+                raise PipelineError(f"{seeds}: seed tasks file not found")
+        elif not (r.resolve(r.generate.posts) / "manifest.json").is_file():
+            raise PipelineError(f"{r.resolve(r.generate.posts)}: no manifest.json (generate.posts must be a build)")
     except (RecipeError, PipelineError) as err:
         fail(str(err))
     out_dir = out or Path("data") / "out" / f"{r.name}-generated"

@@ -1,4 +1,5 @@
-"""The generate flow: load the backend once, run self-instruct rounds (each resumable), write shards."""
+"""The generate flow: load the backend once, run self-instruct or backtranslation rounds (each resumable),
+write shards."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from pipeline.errors import PipelineError
 from pipeline.generate.backends import load_backend
+from pipeline.generate.backtranslate import Backtranslate, load_posts
 from pipeline.generate.selfinstruct import SelfInstruct, load_seed_tasks, run
 from pipeline.sink.outdir import check_generate_output, output_lock
 from pipeline.sink.output import write_generated
@@ -37,8 +39,6 @@ def generate_flow(recipe_path: str, out_dir: str, wait: bool = False) -> dict:
 
 def _generate(recipe, out: Path) -> dict:
     spec = recipe.generate
-    seeds_path = recipe.resolve(spec.seed_tasks)
-    seeds = load_seed_tasks(seeds_path)
     model = recipe.resolve_model(spec.model)
     kwargs = (
         {"dtype": spec.dtype}
@@ -53,7 +53,16 @@ def _generate(recipe, out: Path) -> dict:
         kwargs.update(tensor_parallel_size=spec.tensor_parallel_size, seed=spec.seed)
     backend = load_backend(spec.backend, model, **kwargs)
     source = f"generate.{recipe.name}"
-    loop = SelfInstruct(spec, backend, seeds, source)
+    if spec.task == "backtranslate":
+        posts_dir = recipe.resolve(spec.posts)
+        loop = Backtranslate(spec, backend, load_posts(posts_dir, spec.posts_sources), source)
+        manifest_path = posts_dir / "manifest.json"
+        inputs = [InputFile(source=source, path=f"{spec.posts}/manifest.json", sha256=sha256_of(manifest_path),
+                            records=len(loop.posts))]
+    else:
+        seeds_path = recipe.resolve(spec.seed_tasks)
+        loop = SelfInstruct(spec, backend, load_seed_tasks(seeds_path), source)
+        inputs = [InputFile(source=source, path=spec.seed_tasks, sha256=sha256_of(seeds_path), records=0)]
     rows, rejects, summary = rounds_task(loop, out / "rounds")
     resumed = summary.pop(
         "resumed_rounds"
@@ -62,7 +71,6 @@ def _generate(recipe, out: Path) -> dict:
         "%d round(s) finished by an earlier run, %d run now", resumed, summary["rounds"] - resumed
     )
     summary = {**summary, "model": model, "backend": spec.backend}
-    inputs = [InputFile(source=source, path=spec.seed_tasks, sha256=sha256_of(seeds_path), records=0)]
     manifest = write_generated(out, recipe, source, rows, rejects, inputs, summary)
     get_run_logger().info("generated %d rows (%d rejects) into %s", len(rows), len(rejects), out)
     return manifest.model_dump(mode="json")

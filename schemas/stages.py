@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from schemas.base import Strict
 
@@ -22,7 +22,12 @@ class GenerateSpec(Strict):
     backend: Literal["vllm", "transformers"] = "vllm"
     template: Literal["dolly", "plain"] = "dolly"
     language: Literal["ja", "en"] = "ja"
-    seed_tasks: str  # JSON lines of self-instruct seed tasks, relative to the recipe
+    # self-instruct: new instructions and answers from seed tasks; backtranslate: for each text row of the
+    # build ``posts`` (e.g. a persona's posts) the model writes the instruction it answers (Humpback)
+    task: Literal["self-instruct", "backtranslate"] = "self-instruct"
+    seed_tasks: str | None = None  # self-instruct: JSON lines of seed tasks, relative to the recipe
+    posts: str | None = None  # backtranslate: a build output directory whose text rows are the answers
+    posts_sources: list[str] | None = None  # backtranslate: only these sources' text rows (default: all)
     num_instructions: int = Field(default=1000, gt=0)
     max_rounds: int = Field(default=50, gt=0)
     batch_size: int = Field(default=64, gt=0)
@@ -35,6 +40,14 @@ class GenerateSpec(Strict):
     tensor_parallel_size: int = Field(default=1, ge=1)
     dtype: str = "auto"
     state: str | None = None  # RWKV-4 initial state (a train run's folder or state.safetensors); transformers only
+
+    @model_validator(mode="after")
+    def _inputs(self) -> GenerateSpec:
+        if self.task == "self-instruct" and not self.seed_tasks:
+            raise ValueError("generate.task self-instruct needs seed_tasks")
+        if self.task == "backtranslate" and not self.posts:
+            raise ValueError("generate.task backtranslate needs posts (a build output directory)")
+        return self
 
 
 class LoraSpec(Strict):

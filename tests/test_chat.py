@@ -581,3 +581,52 @@ def test_oasst_flat_accounts_every_line_of_any_file(tmp_path, msgs, branches):
     else:
         assert sum(lines.values()) + len(set(covered)) <= len(msgs) <= sum(lines.values()) + in_conv
     assert all(v == 1 for v in lines.values())
+
+
+# --- persona: instruction backtranslation ----------------------------------------------------------------
+
+
+def test_backtranslation_writes_the_instruction_each_post_answers(tmp_path, prefect_harness):
+    from testkit.tiny_models import make_model, teach
+
+    from flows.build import build_flow
+    from flows.generate import generate_flow
+    from pipeline.generate.templates import ask_instruction
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    text = (SAMPLES / "tweets_archive" / "data" / "tweets.js").read_text(encoding="utf-8")
+    head, _, array = text.partition("= ")
+    singles = {p["id_str"] for p in provenance() if p["kind"] == "single"}
+    keep = [t for t in json.loads(array) if t["tweet"]["id_str"] in singles][:6]  # six posts on their own
+    (archive / "tweets.js").write_text(head + "= " + json.dumps(keep, ensure_ascii=False), encoding="utf-8")
+    source = {"name": "me", "kind": "persona", "path": "archive/tweets.js", "license": "public-domain"}
+    build_recipe = tmp_path / "build.yaml"
+    build_recipe.write_text(yaml.safe_dump({"name": "me", "sources": [source], "clean": {"min_chars_text": 10},
+                                            "split": {"validation": 0.0}}, allow_unicode=True), encoding="utf-8")
+    build_flow(str(build_recipe), str(tmp_path / "posts"))
+    posts = table(tmp_path / "posts", "text")
+    assert len(posts) == 6
+    # a tiny model taught what two posts answer, and to loop on a third
+    wanted = {posts[0]["id"]: "人生について一言お願いします。", posts[1]["id"]: "古典について教えてください。"}
+    lessons = [ask_instruction(p["text"], "dolly", "ja") + wanted[p["id"]] + "\n### End" for p in posts[:2]]
+    lessons.append(ask_instruction(posts[2]["text"], "dolly", "ja") + "こんちには。" + "こんにちは。" * 12)
+    model = tmp_path / "model"
+    make_model(model, [p["text"] for p in posts] + lessons, "gpt_neox", hidden=64, heads=2, layers=2, vocab_size=512)
+    teach(model, lessons, steps=120)
+    recipe = tmp_path / "bt.yaml"
+    generate = {"model": str(model), "backend": "transformers", "task": "backtranslate", "posts": "posts",
+                "language": "ja", "batch_size": 4, "sampling": {"temperature": 0.0, "max_new_tokens": 32}}
+    recipe.write_text(yaml.safe_dump({"name": "bt", "generate": generate}, allow_unicode=True), encoding="utf-8")
+    manifest = generate_flow(str(recipe), str(tmp_path / "bt"))
+    rows = table(tmp_path / "bt", "generated")
+    rejects = table(tmp_path / "bt", "rejects")
+    assert manifest["counts"]["generate.bt"]["read"] == 6 == len(rows) + len(rejects)  # every post asked once
+    got = {json.loads(r["meta"])["answer_of"]: r for r in rows}
+    for pid, instruction in wanted.items():
+        r = got[pid]
+        post = next(p for p in posts if p["id"] == pid)
+        assert (r["instruction"], r["input"], r["output"], r["task"]) == (instruction, "", post["text"], "backtranslated")
+        assert r["license"] == "public-domain" and json.loads(r["generation"])["prompt"] == "backtranslate"
+    loop = next(r for r in rejects if json.loads(r["record"])["meta"]["answer_of"] == posts[2]["id"])
+    assert (loop["reason"], json.loads(loop["record"])["instruction"]) == ("repetition_loop", "こんちには。こんにちは。")

@@ -75,6 +75,17 @@ def response_reason(instruction: str, response: str, finish_reason: str) -> str 
     return None
 
 
+def backtranslation_reason(instruction: str, answer: str, finish_reason: str, lang: str) -> str | None:
+    """Why a backtranslated instruction (the model's guess at what ``answer`` answers) is not kept."""
+    if finish_reason == "loop":
+        return "repetition_loop"
+    if finish_reason == "length":
+        return "truncated"
+    if instruction.strip() and signature_text(instruction) == signature_text(answer):
+        return "instruction_is_answer"
+    return instruction_reason(instruction, lang)
+
+
 class NoveltyPool:
     """Known instructions as ROUGE tokens; ``check`` says whether a new one is too close to any."""
 

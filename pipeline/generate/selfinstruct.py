@@ -59,6 +59,17 @@ class SelfInstruct:
             self.pool.add(s)
         self.generated: list[str] = []
 
+    def round_limit(self) -> int:
+        return self.spec.max_rounds
+
+    def enough(self, accepted: int) -> bool:
+        return accepted >= self.spec.num_instructions
+
+    def note(self, accepted: int) -> str | None:
+        if accepted >= self.spec.num_instructions:
+            return None
+        return f"stopped after max_rounds={self.spec.max_rounds} with {accepted} of {self.spec.num_instructions} instructions"
+
     def accept(self, rows: list[Row]) -> None:
         """Put accepted rows into the prompt pool and the novelty pool (also for resumed rounds)."""
         for r in rows:
@@ -144,17 +155,18 @@ def _write(path: Path, rows: list[Row], schema: pa.Schema) -> None:
 
 
 def run(
-    loop: SelfInstruct, rounds_dir: Path, progress: Callable[[int, int, int], None] | None = None
+    loop, rounds_dir: Path, progress: Callable[[int, int, int], None] | None = None
 ) -> tuple[list[Row], list[Row], dict]:
-    """Run rounds until enough instructions are accepted or ``max_rounds`` is reached, resuming finished
-    rounds from ``rounds_dir``. Returns (rows, rejects, summary)."""
+    """Run a loop's rounds (SelfInstruct: until enough instructions are accepted or ``max_rounds``;
+    Backtranslate: one per batch of posts), resuming finished rounds from ``rounds_dir``. Returns
+    (rows, rejects, summary)."""
     spec = loop.spec
     rounds_dir.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
     rejects: list[Row] = []
     summary = {"rounds": 0, "resumed_rounds": 0, "tokens": 0}
-    for r in range(spec.max_rounds):
-        if len(rows) >= spec.num_instructions:
+    for r in range(loop.round_limit()):
+        if loop.enough(len(rows)):
             break
         data, rej, done = _round_paths(rounds_dir, r)
         if done.exists():
@@ -177,11 +189,10 @@ def run(
         summary["rounds"] += 1
         summary["tokens"] += got.tokens
         if progress:
-            progress(r, len(rows), spec.num_instructions)
+            progress(r, len(rows), spec.num_instructions if spec.task == "self-instruct" else len(loop.posts))
     summary["accepted"] = len(rows)
-    if len(rows) < spec.num_instructions:
-        summary["note"] = (
-            f"stopped after max_rounds={spec.max_rounds} with {len(rows)} of {spec.num_instructions} instructions"
-        )
-        log.warning(summary["note"])
+    note = loop.note(len(rows))
+    if note:
+        summary["note"] = note
+        log.warning(note)
     return rows, rejects, summary

@@ -40,6 +40,19 @@ def ask_new_tasks(examples: list[str], n: int, template: str, lang: str) -> str:
     return render(template, ASK_NEW[lang].format(n=n, examples=listed), "", lang)
 
 
+ASK_INSTRUCTION = {
+    "en": "Write the one question or instruction from a user to which the following text is the answer. "
+    "Write only the question or instruction.\n\nText:\n{answer}",
+    "ja": "次の文章が答えになるような、ユーザーからの質問または指示を一つ書いてください。"
+    "質問または指示だけを書いてください。\n\n文章:\n{answer}",
+}
+
+
+def ask_instruction(answer: str, template: str, lang: str) -> str:
+    """An instruction-backtranslation prompt (Humpback, Li et al. 2023): the instruction ``answer`` answers."""
+    return render(template, ASK_INSTRUCTION[lang].format(answer=answer), "", lang)
+
+
 _NUMBERED = re.compile(r"^\s*(?:\d{1,3}|[０-９]{1,3})\s*[.)．、:：]\s*(.+?)\s*$")
 
 
