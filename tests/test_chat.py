@@ -630,3 +630,17 @@ def test_backtranslation_writes_the_instruction_each_post_answers(tmp_path, pref
         assert r["license"] == "public-domain" and json.loads(r["generation"])["prompt"] == "backtranslate"
     loop = next(r for r in rejects if json.loads(r["record"])["meta"]["answer_of"] == posts[2]["id"])
     assert (loop["reason"], json.loads(loop["record"])["instruction"]) == ("repetition_loop", "こんちには。こんにちは。")
+
+
+def test_generate_task_needs_its_input():
+    from pathlib import Path
+
+    from schemas.recipe import RecipeError, parse_recipe
+
+    for generate, want in [
+        ({"model": "m"}, "generate.task self-instruct needs seed_tasks"),
+        ({"model": "m", "task": "backtranslate"}, "generate.task backtranslate needs posts (a build output directory)"),
+    ]:
+        with pytest.raises(RecipeError) as err:
+            parse_recipe({"name": "x", "generate": generate}, Path("r.yaml"))
+        assert str(err.value) == f"r.yaml: recipe key 'generate': {want}"
