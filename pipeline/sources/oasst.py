@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.records import Row, chat_row, is_reject, lineage, reject, to_json
 from pipeline.sources._io import iter_jsonl_objects, load_json_document, lone_surrogate, require_object
@@ -109,34 +109,40 @@ def _choice_key(m: Msg) -> tuple:
     return (m.rank, not any(c.drop is None for c in m.children), m.index)
 
 
-def conversations(root: Msg, branches: str) -> tuple[list[list[Msg]], list[tuple[Msg, str, str | None]]]:
-    """(paths, dropped) of one tree: each path a list of messages from the root, each dropped entry
-    (message, reason, detail) for a message that is in no path (its descendants follow it in the nested
-    form's record; in the flat form each descendant is listed too, reason ``in_dropped_subtree``)."""
+class Dropped(NamedTuple):
+    msg: Msg
+    reason: str
+    detail: str | None
+    top: bool  # the root of a dropped subtree (its record, in the nested form, holds the rest)
+
+
+def _drop_subtree(m: Msg, reason: str, detail: str | None, inner: str) -> list[Dropped]:
+    """``m`` and every message below it, dropped: ``m`` for ``reason``, the others for ``inner``."""
+    return [Dropped(m, reason, detail, True)] + [
+        Dropped(d, inner, f"under {m.id}" + (f" ({reason})" if inner != reason else ""), False)
+        for d in list(_subtree(m))[1:]
+    ]
+
+
+def conversations(root: Msg, branches: str) -> tuple[list[list[Msg]], list[Dropped]]:
+    """(paths, dropped) of one tree: each path a list of messages from the root; every message in no path
+    is in ``dropped``."""
     paths: list[list[Msg]] = []
-    dropped: list[tuple[Msg, str, str | None]] = []
-    # walk the tree: (message, path to it)
     if root.drop:
-        dropped.append((root, root.drop, None))
-        dropped += [
-            (d, "in_dropped_subtree", f"under {root.id} ({root.drop})") for d in list(_subtree(root))[1:]
-        ]
-        return paths, dropped
+        return paths, _drop_subtree(root, root.drop, None, "in_dropped_subtree")
+    dropped: list[Dropped] = []
     stack: list[tuple[Msg, list[Msg]]] = [(root, [root])]
     while stack:
         m, path = stack.pop()
         kept = []
         for c in m.children:
             if c.drop:
-                dropped.append((c, c.drop, None))
-                dropped += [
-                    (d, "in_dropped_subtree", f"under {c.id} ({c.drop})") for d in list(_subtree(c))[1:]
-                ]
+                dropped += _drop_subtree(c, c.drop, None, "in_dropped_subtree")
             else:
                 kept.append(c)
         if not kept:
             if path[-1].role == "user":
-                dropped.append((path[-1], "unanswered", "a prompt with no kept answer"))
+                dropped.append(Dropped(path[-1], "unanswered", "a prompt with no kept answer", True))
                 path = path[:-1]
             if path:
                 paths.append(path)
@@ -146,8 +152,7 @@ def conversations(root: Msg, branches: str) -> tuple[list[list[Msg]], list[tuple
             for c in kept:
                 if c is not best:
                     note = "unranked" if c.rank == float("inf") else f"rank {c.rank:g}" if c.rank >= 0 else f"quality {-c.rank:g}"
-                    dropped.append((c, "branch_not_taken", f"{note}; taken: {best.id}"))
-                    dropped += [(d, "branch_not_taken", f"under {c.id}") for d in list(_subtree(c))[1:]]
+                    dropped += _drop_subtree(c, "branch_not_taken", f"{note}; taken: {best.id}", "branch_not_taken")
             kept = [best]
         for c in reversed(kept):
             stack.append((c, [*path, c]))
@@ -252,8 +257,8 @@ def _flush_flat(msgs: list[Msg], tree: Any, rel: str, spec: SourceSpec, opts) ->
         for p in paths:
             lin = lineage(spec.name, rel, p[-1].index, spec.license)
             yield chat_row(lin, _messages(p), meta=_meta(tree, p))
-        for m, reason, detail in dropped:
-            yield reject(lineage(spec.name, rel, m.index, spec.license), "parse", reason, detail, m.raw)
+        for d in dropped:
+            yield reject(lineage(spec.name, rel, d.msg.index, spec.license), "parse", d.reason, d.detail, d.msg.raw)
 
 
 def _read_nested(lin: Row, obj: dict, raw: str, spec: SourceSpec, opts) -> Iterator[Row]:
@@ -281,17 +286,15 @@ def _read_nested(lin: Row, obj: dict, raw: str, spec: SourceSpec, opts) -> Itera
         row_lin = lineage(spec.name, lin["source_file"], lin["source_index"], spec.license, part=part)
         yield chat_row(row_lin, _messages(p), meta=_meta(tree, p))
         part += 1
-    for m, reason, detail in dropped:
-        if reason == "in_dropped_subtree" or (reason == "branch_not_taken" and detail.startswith("under ")):
-            continue  # inside the record of the subtree's root
+    for d in dropped:
+        if not d.top:
+            continue  # inside the record of its subtree's root
         row_lin = lineage(spec.name, lin["source_file"], lin["source_index"], spec.license, part=part)
-        record = m.raw if reason != "unanswered" else {k: v for k, v in m.raw.items() if k != "replies"}
-        yield reject(
-            row_lin, "parse", reason, f"message {m.id}" + (f": {detail}" if detail else ""), to_json(record)
-        )
+        # an unanswered prompt's dropped replies are rejects of their own
+        record = d.msg.raw if d.reason != "unanswered" else {k: v for k, v in d.msg.raw.items() if k != "replies"}
+        detail = f"message {d.msg.id}" + (f": {d.detail}" if d.detail else "")
+        yield reject(row_lin, "parse", d.reason, detail, to_json(record))
         part += 1
-    if not paths and not dropped:  # cannot happen: a root is either in a path or dropped
-        yield reject(lin, "parse", "unanswered", "a tree with no conversation", raw)
 
 
 def _read_editor(path: Path, rel: str, spec: SourceSpec, opts) -> Iterator[Row]:
