@@ -1,6 +1,8 @@
 """Several numbered tasks merged into one instruction with one answer ("1. 詩を書いて 2. 首都を答えて"
 answered once): reason ``merged_instruction``. Judged only when the instruction itself opens with item 1
-(a numbered list after an introduction is material, not tasks) and the output does not number its answers."""
+(a numbered list after an introduction is material, not tasks) and the output does not number one answer
+per task: an output numbered 1..m answers k numbered tasks only when m == k (a list of ten tents and
+lanterns under two tasks answers the first alone)."""
 
 import re
 
@@ -14,7 +16,18 @@ ORDER = 42
 _ITEM = r"(?:{n}[.)．）、]|\({n}\)|（{n}）|{c}|{n}(?=[^\W\d_]))"
 FIRST = re.compile(r"^\s*" + _ITEM.format(n="1", c="①"))
 SECOND = re.compile(r"(?:^|\n|[。.?？!！]\s*)\s*" + _ITEM.format(n="2", c="②") + r"|\s\(2\)|（2）")
-ANSWER_TWO = re.compile(r"(?:^|\n|\s)" + _ITEM.format(n="2", c="②"))
+CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩"
+
+
+def _count(text: str, start: str) -> int:
+    """How many items 1, 2, 3, ... follow one another in ``text`` (``start``: what may come before one)."""
+    n, at = 0, 0
+    while n < 10:
+        m = re.compile(start + _ITEM.format(n=n + 1, c=CIRCLED[n])).search(text, at)
+        if m is None:
+            break
+        n, at = n + 1, m.end()
+    return n
 
 
 def check(row: Row, ctx) -> tuple[str, str] | None:
@@ -24,6 +37,10 @@ def check(row: Row, ctx) -> tuple[str, str] | None:
     if not FIRST.match(instruction):
         return None
     second = SECOND.search(instruction, 2)
-    if second is None or ANSWER_TWO.search(row["output"]):
+    if second is None:
         return None
-    return "merged_instruction", f"numbered tasks in the instruction (item 2 at char {second.start()}), one answer"
+    tasks = max(2, _count(instruction, r"(?:^|\n|[。.?？!！]\s*|\s)\s*"))
+    answers = _count(row["output"], r"(?:^|\n|\s)")
+    if answers == tasks:
+        return None
+    return "merged_instruction", f"{tasks} numbered tasks in the instruction, answers numbered {answers}"

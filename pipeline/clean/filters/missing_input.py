@@ -32,6 +32,9 @@ POINTING = re.compile(
     r"|event|triangle|trapezoid|shape|formula|function|program|problem|question|claim|concept|term|instructions"
     r"|values|ingredients|name|title|animal|plant|object|item|country|city|news|headline|string|array|example)\b"
     r"|^\s*given (?:a|an|the|two|three|some)\b"
+    r"|\b(?:the|this|these) (?:given|provided|specified|aforementioned) [a-z]+"
+    r"|\bgiven (?:its|their|his|her)\b"
+    r"|\b(?:the|this|these) (?:[a-z]+ ){1,2}(?:below|above)\b"
     r"|\bthe (?:text|sentence|passage|paragraph|article|poem|story|list|code|data|words?|email|document|input)"
     r" (?:below|above|provided|given|here)\b",
     re.IGNORECASE,
