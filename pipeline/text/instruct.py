@@ -60,7 +60,9 @@ ABOUT_LATIN = re.compile(
 CODE_MARKERS = re.compile(
     r"```|^\s*(?:def|class|import|return|print|function|var|let|const|public|private|#include)\b"
     r"|^\s*(?:for|if|while|elif|else)\b[^\n]*:\s*$|[;{}]\s*$|\bSELECT\b|</?[a-z][a-z0-9]*(?:\s[^>]*)?>|=>|=="
-    r"|[A-Za-z_][A-Za-z0-9_]*\([^()\n]*\)|\\[a-zA-Z]+[{\[]|\$[^$\n]+\$"
+    # a call with ASCII arguments (not "Time(リンクル・イン・タイム)"); a LaTeX command before { or [ (not a
+    # literal \n before "[名前]")
+    r"|[A-Za-z_][A-Za-z0-9_]*\([\x20-\x7e]*\)|\\(?:[a-zA-Z]{2,}|[a-mo-qsu-zA-Z])[{\[]|\$[^$\n]+\$"
     r"|\\(?:frac|sqrt|alpha|beta|gamma|delta|theta|lambda|sigma|mu|nu|pi|sum|int|times|cdot|leq|geq|neq|infty"
     r"|mathrm|mathbf|text|textbf|textit|emph|begin|end|left|right|nonumber|label|cite|ref|newline|item)\b",
     re.MULTILINE,
@@ -91,7 +93,7 @@ def looks_like_code(text: str) -> bool:
 
 
 ABOUT_CODE = re.compile(
-    r"コード|プログラム|関数|スクリプト|クエリ|アルゴリズム|変数|正規表現|コマンド|構文|メソッド|エスケープ|改行文字|文字列"
+    r"コード|プログラミング|(?<!ステップ)(?<!トレーニング)(?<!運動)(?<!研修)(?<!教育)(?<!学習)(?<!支援)プログラム|関数|スクリプト|クエリ|アルゴリズム|変数|正規表現|コマンド|構文|メソッド|エスケープ|改行文字|文字列"
     r"|\b(?:code|program|programming|function|script|query|sql|python|java|javascript|c\+\+|html|css|regex"
     r"|regular expression|json|xml|csv|yaml|string|escape|latex|markdown|shell|bash)\b",
     re.IGNORECASE,
