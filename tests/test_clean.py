@@ -62,7 +62,7 @@ def test_clean_row_is_normalised_and_lang_set():
         (row(output="\n"), "empty_output"),
         (row(instruction="这是什么", output="这是一本书"), "lang:zh"),
         (row(instruction="は", output="い"), "too_short"),
-        (row(output="\n".join(JA_PARA * 2)), "too_long"),
+        (row(instruction="長い文章を書いてください。", output="\n".join(JA_PARA * 2)), "too_long"),
     ],
 )
 def test_each_filter_reason(r, reason):

@@ -19,7 +19,8 @@ from pipeline.text.instruct import (
 from pipeline.text.langid import KANA
 
 NAME = "translation_artifact"
-ORDER = 43
+NEEDS_LANG = False  # judges scripts (kana, Latin letters), not the detected language
+ORDER = 38  # before unseen_media and missing_input: an English instruction in a Japanese row says more
 ABOUT_JAPANESE = re.compile(r"japanese|日本語|translat|kanji|hiragana|katakana|kana\b", re.IGNORECASE)
 MIN_LATIN_LETTERS = 12  # shorter Latin runs (a name, a unit) say nothing
 MAX_NAME_WORDS = 8  # a name, title or slogan asked for may be Latin up to this many words
