@@ -81,6 +81,22 @@ def test_translation_artifact_lets_a_short_latin_name_pass_but_not_an_english_es
 def test_merged_near_miss_and_answered_items():
     assert reason({"instruction": "次の手順を並べ替えてください。\n1. 卵を割る\n2. 焼く", "output": "1, 2"}) is None
     assert reason({"instruction": "1. 首都は?\n2. 人口は?", "output": "1. 東京\n2. 約1400万人"}) is None
+    # a numbered list that answers the first task alone is not one answer per task
+    camping = "(1) Generate a list of items for a camping trip (2) Construct a timeline for the outbreak."
+    assert reason({"instruction": camping, "output": "1. Tent\n2. Sleeping bag\n3. Flashlight"}) == "merged_instruction"
+    assert reason({"instruction": camping, "output": "1. Tent, stove\n2. 2019: first cases; 2020: spread"}) is None
+
+
+def test_missing_input_any_given_noun_and_code_cues_that_are_not_code():
+    assert reason({"instruction": "Generate a story with the given keywords.", "output": "Once upon a time."}) == "missing_input"
+    assert reason({"instruction": "Find the area of a circle given its radius.", "output": "12.57"}) == "missing_input"
+    assert reason({"instruction": "この寓話の道徳を一文で教えてください。", "output": "急がば回れ。"}) == "missing_input"
+    assert reason({"instruction": "Given enough time, can water erode rock?", "output": "Yes."}) is None
+    # "\n[名前]" is an escaped line break before a placeholder, not a LaTeX command: the row is repaired
+    out, _ = clean({"instruction": "お詫びのメールを書く。", "output": "申し訳ありません。\\n\\n敬具\\n[名前]"})
+    assert out["output"] == "申し訳ありません。\n\n敬具\n[名前]"
+    out, _ = clean({"instruction": "12ステッププログラムを作成する。", "output": "1. 休む\\n2. 歩く"})
+    assert out["output"] == "1. 休む\n2. 歩く"
 
 
 def test_repairs_placeholder_input_escapes_and_mojibake():
