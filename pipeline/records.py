@@ -117,6 +117,8 @@ def reject(
     return out
 
 
+BASE64_NOTE = "record: the raw bytes in base64"  # how a reject's detail ends when its record is base64 bytes
+
 ORIGINAL = "_original"  # a cleaned row's pre-normalisation fields, kept so that a later reject is verbatim
 
 

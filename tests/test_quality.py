@@ -15,7 +15,7 @@ from pipeline.sources import SourceFile, read_file
 from pipeline.sources._streams import file_encoding
 from pipeline.text.mojibake import fix_mojibake
 from pipeline.text.pii import mask_pii
-from schemas.recipe import CleanSpec, SourceSpec
+from schemas.recipe import CleanSpec, LicensePolicy, SourceSpec
 
 JA = json.loads((SAMPLES / "japanese_alpaca" / "alpaca_data_ja.sample.json").read_text())
 EN = json.loads((SAMPLES / "alpaca_en" / "alpaca_data_original.sample.json").read_text())
@@ -152,6 +152,27 @@ def test_pii_never_reaches_a_reject():
     out, counts = clean({"instruction": "この写真の人に連絡して", "output": "連絡は a.b@example.com"})
     assert is_reject(out) and "example.com" not in out["record"] and "<EMAIL>" in out["record"]
     assert counts["pii:EMAIL"] == 1
+
+
+def test_pii_is_masked_in_parse_encoding_and_licence_rejects_too(tmp_path):
+    import base64
+
+    from pipeline.records import BASE64_NOTE, reject
+
+    stage = CleanStage(FilterContext(CleanSpec(), frozenset({"ja", "en"})))
+    lin = lineage("s", "f.jsonl", 0, "mit")
+    line = '{"instruction": "連絡先", "output": "a.b@example.com に 090-1234-5678"'  # not JSON: a parse reject
+    [out] = stage([reject(lin, "parse", "parse_error", "line 0: ...", line)])
+    assert out["record"] == '{"instruction": "連絡先", "output": "<EMAIL> に <PHONE>"'
+    raw = "返信は c.d@example.org へ\udcff".encode("utf-8", "surrogateescape")  # invalid UTF-8: kept as base64
+    [out] = stage([reject(lin, "parse", "bad_encoding", f"line 0: ...; {BASE64_NOTE}", base64.b64encode(raw).decode())])
+    assert base64.b64decode(out["record"]) == "返信は <EMAIL> へ".encode() + b"\xff"  # the other bytes as they were
+    assert stage.counts["pii:EMAIL"] == 2 and stage.counts["pii:PHONE"] == 1
+    policy = LicensePolicy(deny=["cc-by-nc-4.0"], keep_rejected_text=True)
+    lic = CleanStage(FilterContext(CleanSpec(), frozenset({"ja"})), policy)
+    row = instruct_row(lineage("s", "f.json", 1, "cc-by-nc-4.0"), "メールを教えて", "", "e.f@example.net です")
+    out = lic.clean_one(row)
+    assert out["reason"] == "license_denied" and json.loads(out["record"])["output"] == "<EMAIL> です"
 
 
 def test_unknown_skip_name_is_an_error():

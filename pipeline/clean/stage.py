@@ -6,7 +6,8 @@ Repairs, in order (each can be switched off with ``clean.skip``, as can every fi
 ``placeholder_input`` ("<noinput>", "No input", "入力なし" become ""), ``escapes`` (literal ``\\uXXXX`` and
 ``\\n`` in rows not about code), ``pii`` (typed placeholders, pipeline.text.pii). Their counts go beside
 the filters' (``repair:<name>``, ``pii:<TYPE>``: manifest ``stages``), and a row they changed keeps its
-original fields for a later reject — with PII masked there too, so no PII reaches the output directory.
+original fields for a later reject — with PII masked there too, so no PII reaches the output directory; the
+same goes for a reader's parse rejects (the raw line, or its bytes), encoding and licence rejects.
 
 Per-filter counts are collected here, not in the filters. A filter that raises rejects the row (reason
 ``filter_error:<name>``) instead of stopping the run; the exception text goes to ``detail``.
@@ -14,13 +15,14 @@ Per-filter counts are collected here, not in the filters. A filter that raises r
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from pipeline.clean.filters import FILTERS, Filter, FilterContext
 from pipeline.clean.normalize import TEXT_KEYS, map_text, normalize_row
 from pipeline.errors import PipelineError
-from pipeline.records import ORIGINAL, Row, is_reject, lone_surrogate_field, record_text, reject
+from pipeline.records import BASE64_NOTE, ORIGINAL, Row, is_reject, lone_surrogate_field, record_text, reject
 from pipeline.text.instruct import code_row, placeholder_input, repair_escapes
 from pipeline.text.langid import detect, detect_fast
 from pipeline.text.mojibake import fix_mojibake
@@ -76,22 +78,38 @@ class CleanStage:
 
     def __call__(self, rows: Iterable[Row]) -> Iterator[Row]:
         for row in rows:
-            if is_reject(row):
-                yield row
+            if is_reject(row):  # a reader's parse reject: its record with PII masked
+                yield self.masked_reject(row) if "pii" in self.repairs else row
                 continue
             yield self.clean_one(row)
+
+    def masked_reject(self, row: Row) -> Row:
+        """A parse reject whose record (the raw line, or its bytes in base64) has its PII masked; the rest of
+        the record stays byte for byte."""
+        record, found = row["record"], Counter()
+        if (row.get("detail") or "").endswith(BASE64_NOTE):
+            text = base64.b64decode(record).decode("utf-8", "surrogateescape")
+            masked = mask_pii(text, found)
+            if found:
+                record = base64.b64encode(masked.encode("utf-8", "surrogateescape")).decode("ascii")
+        else:
+            record = mask_pii(record, found)
+        if not found:
+            return row
+        self.counts.update({f"pii:{kind}": n for kind, n in found.items()})
+        return {**row, "record": record}
 
     def clean_one(self, row: Row) -> Row:
         original = {k: v for k, v in row.items() if k not in LINEAGE_NAMES}
         bad = lone_surrogate_field(row)
         if bad:  # e.g. an arXiv abstract from metadata with "\ud800": no Parquet file can hold it
             self.counts["encoding:bad_encoding"] += 1
-            return reject(row, "parse", "bad_encoding", f"lone surrogate in {bad}", original)
+            return reject(row, "parse", "bad_encoding", f"lone surrogate in {bad}", self.early_record(original))
         lic = license_reason(row["license"], self.license_policy)
         if lic:
             self.counts[f"license:{lic}"] += 1
-            record = original if self.license_policy.keep_rejected_text else ""  # see LicensePolicy
-            return reject(row, "license", lic.split(":")[0], row["license"], record)
+            keep = self.license_policy.keep_rejected_text  # see LicensePolicy
+            return reject(row, "license", lic.split(":")[0], row["license"], self.early_record(original) if keep else "")
         norm = self.repair(row)
         if self.pii_found:
             original = self.masked(original)
@@ -140,6 +158,16 @@ class CleanStage:
                 self.pii_found = True
                 self.counts.update({f"pii:{kind}": n for kind, n in found.items()})
         return norm
+
+    def early_record(self, original: Row) -> Row:
+        """The original fields of a row rejected before the repairs, PII masked (and counted) when PII
+        masking is on."""
+        if "pii" not in self.repairs:
+            return original
+        found: Counter[str] = Counter()
+        masked = map_text(original, lambda v: mask_pii(v, found))
+        self.counts.update({f"pii:{kind}": n for kind, n in found.items()})
+        return masked
 
     @staticmethod
     def masked(fields: Row) -> Row:

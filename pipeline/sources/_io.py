@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import InputFileError
-from pipeline.records import Row, is_reject, lineage, reject, to_json
+from pipeline.records import BASE64_NOTE, Row, is_reject, lineage, reject, to_json
 from pipeline.sources._streams import decode_text, file_encoding, first_byte, iter_lines, read_all
 from schemas.recipe import SourceSpec
 
@@ -38,7 +38,6 @@ def metadata_files(spec: SourceSpec, base_dir: Path) -> list[Path]:
     return [Path(p) for p in sorted(glob.glob(pattern, recursive=True))]
 
 
-BASE64_NOTE = "record: the raw bytes in base64"
 
 
 def raw_text(line: bytes) -> str:
