@@ -291,6 +291,21 @@ def test_persona_masks_other_handles_and_links_but_not_the_owner(tmp_path):
     assert [r.get("reason") for r in rows] == [None, "retweet", "missing_field"]
     only_threads = read_all("persona", tmp_path / "tweets.js", text_rows=False)
     assert [r.get("reason") for r in only_threads] == ["not_a_thread", "retweet", "missing_field"]
+    assert json.loads(only_threads[0]["record"]) == tweets[0]  # the post as it was
+
+
+def test_persona_forks_cycles_and_self_replies_lose_no_post(tmp_path):
+    def post(i, parent=None):
+        return {"tweet": {"id_str": str(i), "full_text": f"投稿{i}", **({"in_reply_to_status_id_str": str(parent)} if parent else {})}}
+
+    tweets = [post(1), post(2, 1), post(3, 1), post(4, 3), post(5, 6), post(6, 5), post(7, 7), post(8, 99)]
+    (tmp_path / "tweets.js").write_text("window.YTD.tweets.part0 = " + json.dumps(tweets, ensure_ascii=False))
+    rows = read_all("persona", tmp_path / "tweets.js")
+    threads = sorted(json.loads(r["meta"])["post_ids"] for r in rows)
+    # 1 -> 2 (the earliest reply), the fork 3 -> 4, the cycle 5 <-> 6 from its first post, 7 replying to itself,
+    # 8 replying to a post not in the archive
+    assert threads == [["1", "2"], ["3", "4"], ["5", "6"], ["7"], ["8"]]
+    assert sum(len(t) for t in threads) == len(tweets)
 
 
 def test_persona_reads_a_mastodon_outbox(tmp_path):

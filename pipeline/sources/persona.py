@@ -41,10 +41,10 @@ def _load_js(path: Path) -> Any:
     """The JSON value of an archive .js file (``window.YTD.x.partN = [...]``) or of a plain JSON file."""
     text = decode_text(read_all(path, DOCUMENT_LIMIT), file_encoding(path))
     start = min((i for i in (text.find("["), text.find("{")) if i >= 0), default=-1)
-    if text.lstrip().startswith("window.") or start > 0 and "=" in text[:start]:
-        start = text.find("[", text.find("="))
     if start < 0:
         raise InputFileError(path, "not an archive file (no JSON array or object)")
+    if "=" in text[:start]:  # window.YTD.tweets.part0 = [...]: the value after the assignment
+        start = text.index("=") + 1
     try:
         return json.loads(text[start:])
     except (json.JSONDecodeError, RecursionError) as err:
@@ -76,7 +76,8 @@ def _posts(data: Any) -> list[tuple[dict | None, Any]]:
                 out.append(({"id": str(item.get("id")), "retweet": True}, item))
             elif isinstance(obj, dict) and isinstance(obj.get("content"), str):
                 text = html.unescape(TAG.sub("", re.sub(r"<br\s*/?>|</p><p>", "\n", obj["content"])))
-                out.append(({"id": str(obj.get("id")), "parent": obj.get("inReplyTo"), "text": text,
+                parent = obj.get("inReplyTo") if isinstance(obj.get("inReplyTo"), str) else None
+                out.append(({"id": str(obj.get("id")), "parent": parent, "text": text,
                              "time": obj.get("published"), "retweet": False}, item))
             else:
                 out.append((None, item))
@@ -92,7 +93,8 @@ def _posts(data: Any) -> list[tuple[dict | None, Any]]:
         text = tw["full_text"]
         rng = tw.get("display_text_range")
         start = int(rng[0]) if isinstance(rng, list) and rng and str(rng[0]).isdigit() else 0
-        out.append(({"id": str(tw["id_str"]), "parent": tw.get("in_reply_to_status_id_str"),
+        parent = tw.get("in_reply_to_status_id_str")
+        out.append(({"id": str(tw["id_str"]), "parent": parent if isinstance(parent, str) else None,
                      "text": html.unescape(text[start:]), "time": tw.get("created_at"),
                      "retweet": text.startswith("RT @")}, el))
     return out
@@ -113,46 +115,57 @@ def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row
     for i, (p, _) in enumerate(posts):
         if p and not p["retweet"] and p.get("parent") in by_id:
             children.setdefault(by_id[p["parent"]], []).append(i)
+    for kids in children.values():
+        kids.sort(key=lambda k: (posts[k][0]["id"], k))  # the earliest reply continues a thread
+    covered: set[int] = set()
+
+    def follow(start: int) -> list[int]:
+        """``start`` and the replies after it, the earliest each time, never a post twice (cycles end it)."""
+        chain = [start]
+        covered.add(start)
+        while True:
+            nxt = next((k for k in children.get(chain[-1], []) if k not in covered), None)
+            if nxt is None:
+                return chain
+            chain.append(nxt)
+            covered.add(nxt)
+
+    def rows_of(start: int) -> Iterator[Row]:
+        """The rows of the thread from ``start``, then of every fork off it (a second reply to one post)."""
+        todo = [start]
+        while todo:
+            chain = follow(todo.pop(0))
+            yield _row(spec, rel, posts, chain, owner, opts)
+            todo += [k for c in chain for k in children.get(c, []) if k not in covered]
+
     for i, (p, raw) in enumerate(posts):
-        lin = lineage(spec.name, rel, i, spec.license)
-        record = to_json(raw) if not lone_surrogate(raw) else json.dumps(raw, ensure_ascii=True)
-        if p is None:
-            yield reject(lin, "parse", "missing_field", f"element {i}: not a post with text and an id", record)
-            continue
-        if p["retweet"]:
-            yield reject(lin, "parse", "retweet", f"post {p['id']}: a repost of someone else's words", record)
-            continue
-        if p.get("parent") in by_id:
-            continue  # inside its chain's row
-        chain = [i]
-        while children.get(chain[-1]):  # follow the first (earliest in the file's order: kept) reply
-            chain.append(sorted(children[chain[-1]], key=lambda k: posts[k][0]["id"])[0])
-        texts = [_mask(posts[k][0]["text"], owner) for k in chain]
-        meta = {"owner": owner, "post_ids": [posts[k][0]["id"] for k in chain],
-                "times": [posts[k][0]["time"] for k in chain]}
-        if p.get("parent"):
-            meta["reply_to"] = p["parent"]
-        meta = {k: v for k, v in meta.items() if v is not None}
-        if opts.chat_rows and len(chain) > 1:
-            conv = [{"role": "user", "content": texts[0]}, {"role": "assistant", "content": "\n".join(texts[1:])}]
-            yield chat_row(lin, conv, task="persona", meta=meta)
-        elif opts.text_rows:
-            yield text_row(lin, "\n".join(texts), meta)
-        else:
-            yield reject(lin, "parse", "not_a_thread", f"post {p['id']}: a single post (text_rows: false)", record)
-        # the other posts of a chain besides the one it follows
-        for k in chain:
-            for other in children.get(k, []):
-                if other not in chain:
-                    yield from _branch(spec, rel, posts, children, other, owner)
+        if p is None or p["retweet"]:
+            lin = lineage(spec.name, rel, i, spec.license)
+            record = to_json(raw) if not lone_surrogate(raw) else json.dumps(raw, ensure_ascii=True)
+            if p is None:
+                yield reject(lin, "parse", "missing_field", f"element {i}: not a post with text and an id", record)
+            else:
+                yield reject(lin, "parse", "retweet", f"post {p['id']}: a repost of someone else's words", record)
+        elif p.get("parent") not in by_id:  # a thread starts here (its parent, if any, is not the owner's)
+            yield from rows_of(i)
+    for i, (p, _) in enumerate(posts):  # posts no thread reaches: a reply to itself, a cycle of replies
+        if p is not None and not p["retweet"] and i not in covered:
+            yield from rows_of(i)
 
 
-def _branch(spec, rel, posts, children, start, owner) -> Iterator[Row]:
-    """A second self-reply to one post (a fork of a thread): its own posts as one more text row."""
-    chain = [start]
-    while children.get(chain[-1]):
-        chain.append(sorted(children[chain[-1]], key=lambda k: posts[k][0]["id"])[0])
-    lin = lineage(spec.name, rel, start, spec.license)
-    meta = {"owner": owner, "post_ids": [posts[k][0]["id"] for k in chain], "reply_to": posts[start][0]["parent"]}
-    yield text_row(lin, "\n".join(_mask(posts[k][0]["text"], owner) for k in chain),
-                   {k: v for k, v in meta.items() if v is not None})
+def _row(spec, rel, posts, chain: list[int], owner, opts) -> Row:
+    """One thread (or a single post) as a conversation or a text row, lineage at its first post."""
+    first = posts[chain[0]][0]
+    lin = lineage(spec.name, rel, chain[0], spec.license)
+    texts = [_mask(posts[k][0]["text"], owner) for k in chain]
+    meta = {"owner": owner, "post_ids": [posts[k][0]["id"] for k in chain], "times": [posts[k][0]["time"] for k in chain],
+            "reply_to": first.get("parent")}
+    meta = {k: v for k, v in meta.items() if v is not None and v != [None] * len(chain)}
+    if opts.chat_rows and len(chain) > 1:
+        conv = [{"role": "user", "content": texts[0]}, {"role": "assistant", "content": "\n".join(texts[1:])}]
+        return chat_row(lin, conv, task="persona", meta=meta)
+    if opts.text_rows:
+        return text_row(lin, "\n".join(texts), meta)
+    raw = posts[chain[0]][1]
+    record = to_json(raw) if not lone_surrogate(raw) else json.dumps(raw, ensure_ascii=True)
+    return reject(lin, "parse", "not_a_thread", f"post {first['id']}: a single post (text_rows: false)", record)
