@@ -166,13 +166,8 @@ def conversations(root: Msg, branches: str) -> tuple[list[list[Msg]], list[Dropp
     return unique, dropped
 
 
-def _meta(tree_id: Any, path: list[Msg], extra: dict | None = None) -> dict:
-    return {
-        "message_tree_id": tree_id,
-        "message_ids": [m.id for m in path],
-        "langs": [m.lang for m in path],
-        **(extra or {}),
-    }
+def _meta(tree_id: Any, path: list[Msg]) -> dict:
+    return {"message_tree_id": tree_id, "message_ids": [m.id for m in path], "langs": [m.lang for m in path]}
 
 
 def _messages(path: list[Msg]) -> list[dict]:
