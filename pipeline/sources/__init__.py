@@ -2,7 +2,10 @@
 
 A source module defines ``KIND = "name"`` and ``read(path, rel, spec, base_dir) -> Iterator[Row]`` that
 yields data rows and parse rejects, each with lineage (``source_file`` = ``rel``, ``source_index`` = position
-in that file). Adding a kind means adding one module here; nothing else changes.
+in that file). Adding a kind means adding one module here; nothing else changes (a kind with recipe options of
+its own also adds their model to schemas/sources.py, and reads them as ``spec.options``). A reader may yield
+several rows for one record (an OASST tree's paths: ``lineage(..., part=k)``) or one row for several (a
+conversation of many message lines), as long as every record ends in exactly one row or reject.
 """
 
 from __future__ import annotations
