@@ -5,7 +5,7 @@ yields data rows and parse rejects, each with lineage (``source_file`` = ``rel``
 in that file). Adding a kind means adding one module here; nothing else changes (a kind with recipe options of
 its own also adds their model to schemas/sources.py, and reads them as ``spec.options``). A reader may yield
 several rows for one record (an OASST tree's paths: ``lineage(..., part=k)``) or one row for several (a
-conversation of many message lines), as long as every record ends in exactly one row or reject.
+conversation of many message lines), as long as every record ends in a row or a reject.
 """
 
 from __future__ import annotations
