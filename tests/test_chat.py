@@ -645,6 +645,14 @@ def test_backtranslation_writes_the_instruction_each_post_answers(tmp_path, pref
         assert r["license"] == "public-domain" and json.loads(r["generation"])["prompt"] == "backtranslate"
     loop = next(r for r in rejects if json.loads(r["record"])["meta"]["answer_of"] == posts[2]["id"])
     assert (loop["reason"], json.loads(loop["record"])["instruction"]) == ("repetition_loop", "こんちには。こんにちは。")
+    # a build takes the pairs back as a `generated` source: the posts' licence and origin stay
+    from pipeline.sources import READERS
+    from schemas.recipe import SourceSpec
+
+    [shard] = (tmp_path / "bt" / "generated").glob("*.parquet")
+    back = list(READERS["generated"](shard, shard.name, SourceSpec(name="g", kind="generated", path="x", license="mit"), tmp_path))
+    assert {(r["license"], r["task"]) for r in back} == {("public-domain", "backtranslated")}
+    assert {json.loads(r["meta"])["answer_of"] for r in back} == set(got)  # every kept pair, its post named
 
 
 def test_generate_task_needs_its_input():

@@ -1,6 +1,7 @@
 """Shards written by the generate flow (DIR/generated/*.parquet): instruction rows with their
 ``generation`` record, taken into a build like any other source. The generator's own lineage is kept
-in ``meta``; the row's license is the recipe source's."""
+in ``meta``; the row's license is the recipe source's — except for backtranslated rows (generate.task
+backtranslate), whose output is a person's text: they keep their own licence, task and ``answer_of``."""
 
 from __future__ import annotations
 
@@ -30,12 +31,17 @@ def read(path: Path, rel: str, spec: SourceSpec, base_dir: Path) -> Iterator[Row
             )
             continue
         meta = {"generator_id": rec.get("id"), "generator_source": rec.get("source"), "task": rec.get("task")}
+        task = "generated"
+        if rec.get("task") == "backtranslated":  # the output is a person's text: its licence and origin stay
+            task = "backtranslated"
+            lin["license"] = rec.get("license") or spec.license
+            meta["answer_of"] = json.loads(rec["meta"]).get("answer_of") if rec.get("meta") else None
         row = dict(lin)
         row.update(
             instruction=rec["instruction"],
             input=rec.get("input") or "",
             output=rec["output"],
-            task="generated",
+            task=task,
             generation=rec.get("generation"),
             meta=json.dumps(meta, ensure_ascii=False, sort_keys=True),
         )
