@@ -204,6 +204,17 @@ def test_script_aozora_shift_jis_with_ruby_gives_speakers_and_clean_turns():
     assert len(convs) == 13 and all(len(r["messages"]) <= 8 for r in convs)
 
 
+def test_script_aozora_utf8_speaker_counts_and_speech_after_a_direction():
+    from pipeline.text.play import parse_play
+
+    play = parse_play((SCRIPTS / "kikuchi_okujou_no_kyoujin.494_ruby_19911.utf8.txt").read_text(encoding="utf-8"))
+    speakers = Counter(u.speaker for sc in play.scenes for u in sc.utterances)
+    assert speakers == {"義助": 44, "巫女": 18, "吉治": 17, "末次郎": 17, "義太郎": 14, "藤作": 13, "およし": 6, "皆": 2}
+    # a line in a directions block that goes on after its direction is the speaker's: 義助 goes on
+    u = next(u for sc in play.scenes for u in sc.utterances if "おとなしゅう降りるんだぜ" in u.text)
+    assert (u.speaker, u.text.splitlines()[-1], u.directions[-1]) == ("義助", "さあ義！　おとなしゅう降りるんだぜ。", "（藤作を見送った後）")
+
+
 def test_script_gutenberg_scenes_windows_and_directions_as_system():
     rows = read_all("script", ROMEO, assistant=["JULIET"], window=4, stage_directions="system")
     balcony = [r for r in kept(rows) if json.loads(r["meta"])["scene"] == "SCENE II. Capulet’s Garden."]

@@ -26,6 +26,7 @@ MIN_LINES = 2
 RUBY = re.compile(r"《[^》]*》")
 NOTE = re.compile(r"［＃[^］]*］")
 INLINE_DIRECTION = re.compile(r"（[^（）]*）|\([^()]*\)|\[_[^\]]*_\]")
+LEADING_DIRECTION = re.compile(r"^（[^（）]*）\s*[^（\s]")  # a direction with speech after it on its line
 WHOLE_DIRECTION = re.compile(r"^\s*(?:（[^（）]*）|\([^()]*\)|\[_[^\]]*_\])\s*$")
 NAME = r"[^\s　「」『』（）()：:［］《》｜、。！？!?…]{1,10}"
 DIALECTS = {
@@ -151,6 +152,9 @@ def parse_play(text: str, speaker_pattern: str | None = None) -> Play:
                 _add_line(cur, s)
             else:
                 direction(s)
+            continue
+        if block == "direction" and cur is not None and LEADING_DIRECTION.match(s):
+            _add_line(cur, s)  # "（藤作を見送った後）さあ義！…": a direction, then the speaker goes on
             continue
         if block == "direction" or (WHOLE_DIRECTION.match(s) and block != "speech"):
             direction(s)
