@@ -528,7 +528,7 @@ def test_chat_mask_with_the_tokenizers_own_template(tiny):
     from pipeline.train.data import encode_chat
 
     tok = AutoTokenizer.from_pretrained(tiny["gpt_neox"])
-    assert resolve(tok, "auto") == "chat-ja"
+    assert (resolve(tok, "auto"), resolve(tok, "auto", "rwkv"), resolve(tok, "chat-en", "rwkv")) == ("chat-ja", "rwkv", "chat-en")
     tok.chat_template = CHATML
     assert resolve(tok, "auto") == "tokenizer"
     on, off = learned(tok, encode_chat(tok, "tokenizer", DIALOGUE, 1024))
@@ -554,8 +554,7 @@ def test_chat_lora_loss_falls_and_adapter_changes_logits(tiny, ja_chat_build, tm
 
     from pipeline.train.trainer import train
 
-    spec = cpu_train_spec(micro_batch=2, max_steps=30, logging_steps=10, chat_template="rwkv" if arch == "rwkv" else "auto",
-                          sample_generations=1)
+    spec = cpu_train_spec(micro_batch=2, max_steps=30, logging_steps=10, sample_generations=1)  # auto: rwkv for RWKV
     run = train(spec, tmp_path, str(tiny[arch]), ja_chat_build)
     log = [json.loads(x) for x in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     losses = [x["loss"] for x in log]

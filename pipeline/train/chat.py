@@ -2,7 +2,8 @@
 
 ``train.chat_template``: ``auto`` uses the tokenizer's own chat template when it has one (rendered
 conversation-prefix by conversation-prefix, so each assistant turn's text is exactly what the template
-adds for it after its generation prompt), else ``chat-ja``; or one of the named templates:
+adds for it after its generation prompt), else ``rwkv`` for an RWKV model and ``chat-ja`` for the others;
+or one of the named templates:
 
 - ``chat-ja`` / ``chat-en``: "ユーザー: …" / "アシスタント: …" (User / Assistant), one turn per line;
 - ``rwkv``: RWKV's chat style, "User: …\\n\\nAssistant: …\\n\\n" (RWKV-4 Raven / World);
@@ -43,13 +44,16 @@ CHAT_TEMPLATE_NAMES = ("auto", *CHAT_TEMPLATES)
 Segment = tuple[str, bool]  # (text, in the loss)
 
 
-def resolve(tok, name: str) -> str:
-    """The template a run uses: ``auto`` is the tokenizer's own (``"tokenizer"``) when it has one."""
+def resolve(tok, name: str, model_type: str | None = None) -> str:
+    """The template a run uses: ``auto`` is the tokenizer's own (``"tokenizer"``) when it has one, else RWKV's
+    style for an RWKV model, else chat-ja."""
     if name != "auto":
         if name not in CHAT_TEMPLATES:
             raise PipelineError(f"unknown chat template {name!r} (known: {', '.join(CHAT_TEMPLATE_NAMES)})")
         return name
-    return "tokenizer" if getattr(tok, "chat_template", None) else "chat-ja"
+    if getattr(tok, "chat_template", None):
+        return "tokenizer"
+    return "rwkv" if model_type == "rwkv" else "chat-ja"
 
 
 def segments(tok, name: str, messages: list[dict]) -> list[Segment]:

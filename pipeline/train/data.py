@@ -83,10 +83,10 @@ def encode_text(tok, text: str, seq_len: int) -> list[Example]:
 
 
 def encode_rows(
-    tok, rows: list[dict], template: str, seq_len: int, chat_template: str = "auto"
+    tok, rows: list[dict], template: str, seq_len: int, chat_template: str = "auto", model_type: str | None = None
 ) -> list[Example]:
     out: list[Example] = []
-    chat = resolve(tok, chat_template) if any(r["_table"] == "chat" for r in rows) else None
+    chat = resolve(tok, chat_template, model_type) if any(r["_table"] == "chat" for r in rows) else None
     for r in rows:
         if r["_table"] == "text":
             out += encode_text(tok, r["text"], seq_len)

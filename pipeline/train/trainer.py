@@ -63,10 +63,9 @@ def prepare(spec, tok, model_type: str, dataset: Path):
     """(train rows, eval rows, collator): packed where the architecture allows it."""
     packable = spec.pack and model_type in PACKABLE
     rows = shuffled(load_rows(dataset, "train", spec.text_rows), spec.seed)
-    train = encode_rows(tok, rows, spec.template, spec.seq_len, spec.chat_template)
-    val = encode_rows(
-        tok, load_rows(dataset, "validation", spec.text_rows), spec.template, spec.seq_len, spec.chat_template
-    )
+    chat = (spec.chat_template, model_type)
+    train = encode_rows(tok, rows, spec.template, spec.seq_len, *chat)
+    val = encode_rows(tok, load_rows(dataset, "validation", spec.text_rows), spec.template, spec.seq_len, *chat)
     if not train:
         raise PipelineError(f"{dataset}: no training rows")
     dtype = DTYPES[spec.precision] if spec.precision != "fp32" else torch.float32
@@ -85,7 +84,7 @@ def sample_generations(model, tok, spec, rows: list[dict], n: int) -> list[dict]
     for r in rows[:n]:
         if r["_table"] == "chat":  # the conversation up to its last answer, which the model writes
             last = max(i for i, m in enumerate(r["messages"]) if m["role"] == "assistant")
-            p = prompt_text(tok, resolve(tok, spec.chat_template), r["messages"][:last])
+            p = prompt_text(tok, resolve(tok, spec.chat_template, model.config.model_type), r["messages"][:last])
             r = {"instruction": r["messages"][last - 1]["content"]}
         else:
             p = prompt(spec.template, r["instruction"], r["input"])
