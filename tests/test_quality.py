@@ -78,6 +78,14 @@ def test_translation_artifact_lets_a_short_latin_name_pass_but_not_an_english_es
     assert reason({"instruction": "この文を英語に翻訳してください。", "input": "私は学生です。", "output": essay}) is None
 
 
+def test_translation_artifact_a_word_task_broken_by_translation():
+    broken = {"instruction": "「Fortitude」の対義語を答えてください。", "output": "粘り強さ"}  # a synonym, in Japanese
+    assert reason(broken) == "translation_artifact"
+    assert clean(broken)[0]["detail"] == "word task on the English word 'Fortitude' answered in Japanese"
+    assert reason({"instruction": "「Fortitude」の対義語を答えてください。", "output": "Cowardice"}) is None
+    assert reason({"instruction": "「幸せ」の対義語を答えてください。", "output": "不幸"}) is None
+
+
 def test_merged_near_miss_and_answered_items():
     assert reason({"instruction": "次の手順を並べ替えてください。\n1. 卵を割る\n2. 焼く", "output": "1, 2"}) is None
     assert reason({"instruction": "1. 首都は?\n2. 人口は?", "output": "1. 東京\n2. 約1400万人"}) is None

@@ -1,7 +1,8 @@
 """Translation artifacts in a Japanese row: an answer mostly in Latin letters when the instruction is not
 about English, code, a spelling or a name and its material is not English (the English original left in
-place, or a task that only made sense in English), and an instruction left untranslated (quoted material
-not counted). Reason ``translation_artifact``; the detail gives
+place, or a task that only made sense in English), an instruction left untranslated (quoted material
+not counted), and a task about an English word (「Fortitude」の対義語) answered in Japanese, which translation
+broke. Reason ``translation_artifact``; the detail gives
 the Latin share of the letters. Thresholds: clean.max_latin_share_ja."""
 
 import re
@@ -21,6 +22,11 @@ from pipeline.text.langid import KANA
 NAME = "translation_artifact"
 NEEDS_LANG = False  # judges scripts (kana, Latin letters), not the detected language
 ORDER = 38  # before unseen_media and missing_input: an English instruction in a Japanese row says more
+# a task about an English word itself (its antonym, synonym, rhyme, spelling, inflection): one that translation breaks
+WORD_TASK = re.compile(
+    r"[「『\"“']([A-Za-z][A-Za-z' -]{0,30})[」』\"”']\s*(?:という(?:単語|言葉|語))?\s*(?:の|に対する|と)?\s*"
+    r"(?:対義語|反対語|反意語|同義語|類義語|類語|韻を踏|スペル|綴り|アナグラム|複数形|過去形|過去分詞|比較級|最上級)"
+)
 ABOUT_JAPANESE = re.compile(r"japanese|日本語|translat|kanji|hiragana|katakana|kana\b", re.IGNORECASE)
 MIN_LATIN_LETTERS = 12  # shorter Latin runs (a name, a unit) say nothing
 MAX_NAME_WORDS = 8  # a name, title or slogan asked for may be Latin up to this many words
@@ -39,6 +45,10 @@ def check(row: Row, ctx) -> tuple[str, str] | None:
             return "translation_artifact", f"instruction untranslated: Latin share {share:.2f} of letters"
     if not (ja or KANA.search(instruction)):
         return None  # an English row: the rest judges Japanese instructions only
+    word = WORD_TASK.search(instruction)
+    if word and output.strip() and not latin_letters(output):
+        # 「Fortitude」の対義語 -> 粘り強さ: a task about an English word, broken by translating its answer
+        return "translation_artifact", f"word task on the English word {word.group(1)!r} answered in Japanese"
     if looks_like_code(output) or english_cue(instruction, inp):
         return None
     if about_latin(instruction, inp) and len(LATIN_WORD.findall(output)) <= MAX_NAME_WORDS:
