@@ -47,16 +47,16 @@ def instruct_row(
     generation: dict | None = None,
     meta: dict | None = None,
 ) -> Row:
-    row = dict(lin)
-    row.update(
-        instruction=instruction,
-        input=input,
-        output=output,
-        task=task,
-        generation=None if generation is None else to_json(generation),
-        meta=None if not meta else to_json(meta),
-    )
-    return row
+    return {**lin, "instruction": instruction, "input": input, "output": output, **_task_fields(task, generation, meta)}
+
+
+def _task_fields(task: str, generation: dict | None, meta: dict | None) -> Row:
+    """The columns instruction and chat rows share: task, and generation and meta as JSON (null when absent)."""
+    return {
+        "task": task,
+        "generation": None if generation is None else to_json(generation),
+        "meta": None if not meta else to_json(meta),
+    }
 
 
 def text_row(lin: Row, text: str, meta: dict | str | None = None) -> Row:
@@ -73,14 +73,8 @@ def chat_row(
     meta: dict | None = None,
 ) -> Row:
     """A conversation: ``messages`` is a list of {"role": system|user|assistant, "content": str}."""
-    row = dict(lin)
-    row.update(
-        messages=[{"role": m["role"], "content": m["content"]} for m in messages],
-        task=task,
-        generation=None if generation is None else to_json(generation),
-        meta=None if not meta else to_json(meta),
-    )
-    return row
+    turns = [{"role": m["role"], "content": m["content"]} for m in messages]
+    return {**lin, "messages": turns, **_task_fields(task, generation, meta)}
 
 
 def is_reject(row: Row) -> bool:
