@@ -132,13 +132,21 @@ class SignatureStore:
             os.close(self._fd)
 
 
-def _batches(docs: Iterable[Doc], size: int) -> Iterator[list[Doc]]:
+BATCH_CHARS = 2_000_000  # a signature batch also ends at this many characters (its numpy arrays take
+# about 40 bytes a character at their peak: ~80 MB; 2048 long documents would take gigabytes)
+
+
+def doc_batches(docs: Iterable[Doc], size: int) -> Iterator[list[Doc]]:
+    """Batches of ``size`` documents, or fewer when they reach BATCH_CHARS characters (a document's
+    signature does not depend on its batch)."""
     batch: list[Doc] = []
+    chars = 0
     for d in docs:
         batch.append(d)
-        if len(batch) == size:
+        chars += len(d.text)
+        if len(batch) == size or chars >= BATCH_CHARS:
             yield batch
-            batch = []
+            batch, chars = [], 0
     if batch:
         yield batch
 
@@ -167,7 +175,7 @@ def near_duplicates(
         store = SignatureStore(Path(tmp), s.num_perm, bands, rows)
         ids: list[np.ndarray] = []
         prios: list[np.ndarray] = []
-        for batch in _batches(docs, s.batch_size):
+        for batch in doc_batches(docs, s.batch_size):
             store.add(signatures_for(batch, s))
             ids.append(np.array([d.id for d in batch], dtype="S32"))
             prios.append(np.array([d.priority for d in batch], dtype=np.int64))

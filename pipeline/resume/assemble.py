@@ -2,7 +2,7 @@
 
 - ``kept_rows``: the rows the cleaning kept, table by table and unit by unit (for the dedup passes,
   which need only their text columns and do not care about order);
-- ``dropped``: the duplicates the dedup units found (id -> reason, duplicate_of, similarity);
+- ``dropped``: the duplicates the dedup units found, as sorted numpy columns (``Dropped``);
 - ``output_rows`` / ``output_rejects``: what the build writes, in id order, as Arrow tables: ids are
   uniform hashes, so the id space is cut into ranges of about PART_ROWS rows; each range is read from
   every unit (units are sorted by id, so row-group statistics skip the rest) and sorted at once in Arrow;
@@ -11,18 +11,19 @@
 - ``split_counts``: rows per split of a table, from the id column alone (the writer must know how
   many shards there will be before it writes the first).
 
-Memory: ``dropped`` holds one entry per duplicate; the writer's streams hold one id range (about
+Memory: ``dropped`` holds about 75 bytes per duplicate; the writer's streams hold one id range (about
 PART_ROWS rows, twice while it is sorted) and one row group per unit being read.
 """
 
 from __future__ import annotations
 
-import bisect
 from collections import Counter
 from collections.abc import Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pipeline.records import Row, reject
 from pipeline.resume.store import UnitStore, rows_of
@@ -44,28 +45,66 @@ def kept_rows(work: UnitStore, clean_keys: list[str]) -> Iterator[Row]:
             yield from work.iter_rows("clean", key, table, DEDUP_COLUMNS[table])
 
 
-def dropped(work: UnitStore, passes: dict[str, list[str]]) -> dict[str, tuple[str, str, float | None]]:
-    """id -> (reason, duplicate_of, similarity) of every duplicate the given dedup units (stage -> unit
-    keys) found."""
-    out: dict[str, tuple[str, str, float | None]] = {}
+class Dropped:
+    """The duplicates the dedup units found, as sorted numpy columns (about 75 bytes a duplicate, not a
+    Python dict entry of ~800): ``ids`` (S32, sorted), ``of`` (the id each duplicates, S32), ``sim``
+    (near similarity, NaN for exact) and ``near`` (duplicate_near, else duplicate_exact)."""
+
+    def __init__(self, ids: np.ndarray, of: np.ndarray, sim: np.ndarray, near: np.ndarray):
+        order = np.argsort(ids, kind="stable")
+        self.ids, self.of, self.sim, self.near = ids[order], of[order], sim[order], near[order]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def mask(self, ids: np.ndarray) -> np.ndarray:
+        """Which of ``ids`` (S32) are duplicates."""
+        if not len(self.ids) or not len(ids):
+            return np.zeros(len(ids), bool)
+        at = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
+        return self.ids[at] == ids
+
+    def between(self, lo: str | None, hi: str | None) -> slice:
+        """The positions of the duplicates with lo <= id < hi (None: open end)."""
+        a = 0 if lo is None else int(np.searchsorted(self.ids, lo.encode()))
+        b = len(self.ids) if hi is None else int(np.searchsorted(self.ids, hi.encode()))
+        return slice(a, b)
+
+    def ids_between(self, lo: str | None, hi: str | None) -> pa.Array:
+        return pa.array(self.ids[self.between(lo, hi)].tolist(), pa.binary()).cast(pa.string())
+
+    def found(self, id: str) -> tuple[str, str, float | None]:
+        """(reason, duplicate_of, similarity) of one duplicate."""
+        i = int(np.searchsorted(self.ids, id.encode()))
+        sim = float(self.sim[i])
+        reason = "duplicate_near" if self.near[i] else "duplicate_exact"
+        return reason, self.of[i].decode(), None if np.isnan(sim) else sim
+
+
+def dropped(work: UnitStore, passes: dict[str, list[str]]) -> Dropped:
+    """Every duplicate the given dedup units (stage -> unit keys) found."""
+    ids, of, sim, near = [], [], [], []
     for stage, keys in passes.items():
-        reason = "duplicate_exact" if stage == "exact" else "duplicate_near"
         for key in keys:
             table = work.table(stage, key, "duplicates")
-            columns = (table.column(c).to_pylist() for c in ("id", "duplicate_of", "similarity"))
-            for i, of, sim in zip(*columns, strict=True):
-                out[i] = (reason, of, sim)
-    return out
+            ids.append(np.array(table.column("id").to_pylist(), dtype="S32"))
+            of.append(np.array(table.column("duplicate_of").to_pylist(), dtype="S32"))
+            sim.append(table.column("similarity").to_numpy(zero_copy_only=False).astype(np.float64))
+            near.append(np.full(table.num_rows, stage != "exact"))
+    if not ids:
+        return Dropped(np.empty(0, "S32"), np.empty(0, "S32"), np.empty(0), np.empty(0, bool))
+    return Dropped(np.concatenate(ids), np.concatenate(of), np.concatenate(sim), np.concatenate(near))
 
 
 PART_ROWS = 32_768  # about this many rows per write partition (an id range), sorted in Arrow at once
+PART_BYTES = 32 << 20  # and about this many bytes (uncompressed, in the units), for long documents
 
 
-def id_ranges(rows: int) -> list[tuple[str | None, str | None]]:
+def id_ranges(rows: int, nbytes: int = 0) -> list[tuple[str | None, str | None]]:
     """Contiguous id ranges (lo inclusive, hi exclusive, None open) that cut ``rows`` uniformly spread
-    ids (hex digests) into parts of about PART_ROWS rows; in order, so that their concatenation is id
-    order."""
-    parts = max(1, -(-rows // PART_ROWS))
+    ids (hex digests) of ``nbytes`` into parts of about PART_ROWS rows and PART_BYTES bytes at most; in
+    order, so that their concatenation is id order (the output does not depend on the cut)."""
+    parts = max(1, -(-rows // PART_ROWS), -(-nbytes // PART_BYTES))
     bounds: list[str | None] = [f"{(i << 32) // parts:08x}" for i in range(1, parts)]
     return list(zip([None, *bounds], [*bounds, None], strict=True))
 
@@ -78,13 +117,6 @@ def _sorted(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
 _DUP_BATCH = 4096  # duplicates turned into reject rows at a time
 
 
-def _gone_in(gone_sorted: list[str], lo: str | None, hi: str | None) -> pa.Array:
-    """The duplicate ids within [lo, hi), from the sorted list of all of them."""
-    a = 0 if lo is None else bisect.bisect_left(gone_sorted, lo)
-    b = len(gone_sorted) if hi is None else bisect.bisect_left(gone_sorted, hi)
-    return pa.array(gone_sorted[a:b], pa.string())
-
-
 def _range(
     work: UnitStore, clean_keys: list[str], table: str, lo: str | None, hi: str | None, columns: list[str] | None = None
 ) -> pa.Table | None:
@@ -95,15 +127,32 @@ def _range(
     return pa.concat_tables(parts) if parts else None
 
 
-def output_rows(work: UnitStore, clean_keys: list[str], table: str, gone: dict, total: int) -> Iterator[pa.Table]:
+def unit_bytes(work: UnitStore, clean_keys: list[str], table: str, columns: list[str] | None = None) -> int:
+    """Uncompressed bytes of ``table`` (its ``columns``, or all) over the units, from Parquet metadata."""
+    n = 0
+    for key in clean_keys:
+        path = work.unit_path("clean", key) / f"{table}.parquet"
+        if not path.is_file():
+            continue
+        md = pq.ParquetFile(path).metadata
+        names = [md.schema.column(j).path.split(".")[0] for j in range(md.num_columns)]
+        for g in range(md.num_row_groups):
+            rg = md.row_group(g)
+            n += sum(rg.column(j).total_uncompressed_size for j in range(md.num_columns) if not columns or names[j] in columns)
+    return n
+
+
+def output_rows(
+    work: UnitStore, clean_keys: list[str], table: str, gone: Dropped, total: int, nbytes: int = 0
+) -> Iterator[pa.Table]:
     """The kept rows of ``table`` across all units, minus the duplicates, in id order: one Arrow table per
     id range (each range read from every unit, its duplicates dropped and its rows sorted at once)."""
-    schema, gone_sorted = TABLE_SCHEMAS[table], sorted(gone)
-    for lo, hi in id_ranges(total):
+    schema = TABLE_SCHEMAS[table]
+    for lo, hi in id_ranges(total, nbytes):
         t = _range(work, clean_keys, table, lo, hi, list(schema.names))  # not the originals: rows only
         if t is None:
             continue
-        ids = _gone_in(gone_sorted, lo, hi)
+        ids = gone.ids_between(lo, hi)
         if len(ids):
             t = t.filter(pc.invert(pc.is_in(t.column("id"), value_set=ids)))
         if t.num_rows:
@@ -116,17 +165,19 @@ def _duplicate(row: Row, found: tuple[str, str, float | None]) -> Row:
     return reject(row, "dedup", reason, detail, None, duplicate_of=of)
 
 
-def output_rejects(work: UnitStore, clean_keys: list[str], gone: dict, total: int) -> Iterator[pa.Table]:
+def output_rejects(
+    work: UnitStore, clean_keys: list[str], gone: Dropped, total: int, nbytes: int = 0
+) -> Iterator[pa.Table]:
     """Every reject of the build (parse, filter, licence, dedup), in id order, one Arrow table per id
     range; a duplicate becomes a reject from its unit's row (the record it keeps is the cleaned row's
     original fields)."""
-    schema, gone_sorted = TABLE_SCHEMAS["rejects"], sorted(gone)
-    for lo, hi in id_ranges(total):
+    schema = TABLE_SCHEMAS["rejects"]
+    for lo, hi in id_ranges(total, nbytes):
         parts = []
         t = _range(work, clean_keys, "rejects", lo, hi)
         if t is not None:
             parts.append(t)
-        ids = _gone_in(gone_sorted, lo, hi)
+        ids = gone.ids_between(lo, hi)
         for table in DATA_TABLES if len(ids) else ():
             t = _range(work, clean_keys, table, lo, hi)
             if t is None:
@@ -134,22 +185,26 @@ def output_rejects(work: UnitStore, clean_keys: list[str], gone: dict, total: in
             dups = t.filter(pc.is_in(t.column("id"), value_set=ids))
             del t
             for at in range(0, dups.num_rows, _DUP_BATCH):  # as Python rows a batch at a time
-                rows = [_duplicate(r, gone[r["id"]]) for r in rows_of(dups.slice(at, _DUP_BATCH))]
+                rows = [_duplicate(r, gone.found(r["id"])) for r in rows_of(dups.slice(at, _DUP_BATCH))]
                 parts.append(pa.Table.from_pylist(rows, schema=schema))
         if parts:
             yield _sorted(parts, schema)
 
 
-def split_counts(work: UnitStore, clean_keys: list[str], table: str, gone: dict, validation: float, seed: int) -> Counter:
+def split_counts(
+    work: UnitStore, clean_keys: list[str], table: str, gone: Dropped, validation: float, seed: int
+) -> Counter:
     counts: Counter = Counter()
     for key in clean_keys:
         t = work.table("clean", key, table, ["id"])
-        if t is not None:
-            counts.update(split_of(i, validation, seed) for i in t.column("id").to_pylist() if i not in gone)
+        if t is not None and t.num_rows:
+            ids = t.column("id").to_pylist()
+            kept = ~gone.mask(np.array(ids, dtype="S32"))
+            counts.update(split_of(i, validation, seed) for i, k in zip(ids, kept, strict=True) if k)
     return counts
 
 
-def reject_count(work: UnitStore, clean_keys: list[str], gone: dict) -> int:
+def reject_count(work: UnitStore, clean_keys: list[str], gone: Dropped) -> int:
     n = len(gone)
     for key in clean_keys:
         t = work.table("clean", key, "rejects", ["id"])
@@ -157,13 +212,19 @@ def reject_count(work: UnitStore, clean_keys: list[str], gone: dict) -> int:
     return n
 
 
-def build_rows(work: UnitStore, clean_keys: list[str], gone: dict, validation: float, seed: int) -> BuildRows:
+def build_rows(work: UnitStore, clean_keys: list[str], gone: Dropped, validation: float, seed: int) -> BuildRows:
     """The writer's streams over the clean units, minus the duplicates in ``gone``."""
     splits = {t: split_counts(work, clean_keys, t, gone, validation, seed) for t in DATA_TABLES}
     rejects = reject_count(work, clean_keys, gone)
+    # bytes: the ranges of long documents hold fewer rows (a duplicate's reject holds its row and original)
+    nbytes = {t: unit_bytes(work, clean_keys, t, list(TABLE_SCHEMAS[t].names)) for t in DATA_TABLES}
+    reject_bytes = unit_bytes(work, clean_keys, "rejects") + (sum(unit_bytes(work, clean_keys, t) for t in DATA_TABLES) if len(gone) else 0)
     return BuildRows(
-        kept={t: (lambda t=t: output_rows(work, clean_keys, t, gone, sum(splits[t].values()))) for t in DATA_TABLES},
+        kept={
+            t: (lambda t=t: output_rows(work, clean_keys, t, gone, sum(splits[t].values()), nbytes[t]))
+            for t in DATA_TABLES
+        },
         split_counts=splits,
-        rejects=lambda: output_rejects(work, clean_keys, gone, rejects),
+        rejects=lambda: output_rejects(work, clean_keys, gone, rejects, reject_bytes),
         reject_count=rejects,
     )

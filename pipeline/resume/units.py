@@ -24,7 +24,15 @@ import pyarrow as pa
 
 from pipeline.clean.stage import CleanStage
 from pipeline.dedup.exact import dedup_key, duplicate_winners
-from pipeline.dedup.near import Doc, UnitSignatures, cluster, lsh_params, settings_from, signatures_for
+from pipeline.dedup.near import (
+    Doc,
+    UnitSignatures,
+    cluster,
+    doc_batches,
+    lsh_params,
+    settings_from,
+    signatures_for,
+)
 from pipeline.failpoints import failpoint
 from pipeline.processes import release_memory
 from pipeline.records import Row, record_text, table_of
@@ -216,13 +224,8 @@ def sig_unit(work: UnitStore, recipe: Recipe, clean_key: str) -> tuple[str, bool
         return key, True
     s = settings_from(recipe.dedup.near)
     parts = [np.empty((0, s.num_perm), np.uint32)]
-    batch: list[Doc] = []
-    for r in kept_rows(work, [clean_key]):
-        batch.append(Doc(r["id"], record_text(r), r.get("lang")))
-        if len(batch) == s.batch_size:
-            parts.append(signatures_for(batch, s))
-            batch = []
-    if batch:
+    docs = (Doc(r["id"], record_text(r), r.get("lang")) for r in kept_rows(work, [clean_key]))
+    for batch in doc_batches(docs, s.batch_size):
         parts.append(signatures_for(batch, s))
     sig = np.concatenate(parts)
     failpoint("sig-done")
@@ -246,13 +249,13 @@ def near_unit(work: UnitStore, recipe: Recipe, clean_keys: list[str]) -> tuple[s
         return None, None, 0
     if work.has("near", key):
         return key, True, work.info("near", key)["rows"]
-    gone = np.array(sorted(dropped(work, {"exact": exact_keys(recipe, clean_keys)})), dtype="S32")
+    gone = dropped(work, {"exact": exact_keys(recipe, clean_keys)})
     priorities = _priorities(recipe)
     s = settings_from(recipe.dedup.near)
     bands, rows = lsh_params(s.threshold, s.num_perm)
     paths, masks, ids, prios = [], [], [], []
     for clean_key, (i, src, _k) in zip(clean_keys, _key_columns(work, clean_keys), strict=True):
-        mask = ~np.isin(i, gone)
+        mask = ~gone.mask(i)
         paths.append(work.unit_path("sig", sig_key(recipe, clean_key)) / "sig.npy")
         masks.append(mask)
         ids.append(i[mask])

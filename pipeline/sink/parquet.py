@@ -11,7 +11,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.failpoints import failpoint
@@ -65,13 +67,46 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-ROW_GROUP = 50_000  # rows per Parquet row group in an output shard
+ROW_GROUP = 50_000  # rows per Parquet row group in an output shard, at most
+ROW_GROUP_BYTES = 32 << 20  # and at most this many bytes of text (``row_bytes``), so long documents
+# make smaller groups: a group is held in memory until it is written, and readers load a group at once
 _BATCH = 2048  # rows turned into one Arrow batch at a time while a shard fills
+
+
+def row_bytes(table: pa.Table) -> np.ndarray:
+    """Bytes of text per row: the UTF-8 lengths of its string and binary columns, and of the strings
+    inside list<struct> columns (a conversation's turns). Depends only on the row, so a group cut by it
+    is the same however the rows arrive."""
+    out = np.zeros(table.num_rows, np.int64)
+    for col in table.columns:
+        for chunk, at in _chunks(col):
+            if pa.types.is_string(chunk.type) or pa.types.is_binary(chunk.type) or pa.types.is_large_string(chunk.type):
+                lengths = pc.fill_null(pc.binary_length(chunk), 0).to_numpy(zero_copy_only=False)
+                out[at : at + len(chunk)] += lengths
+            elif pa.types.is_list(chunk.type) and pa.types.is_struct(chunk.type.value_type):
+                flat = pc.list_flatten(chunk)
+                if not len(flat):
+                    continue
+                parents = pc.list_parent_indices(chunk).to_numpy()
+                for i in range(flat.type.num_fields):
+                    field = flat.field(i)
+                    if pa.types.is_string(field.type):
+                        lengths = pc.fill_null(pc.binary_length(field), 0).to_numpy(zero_copy_only=False)
+                        out[at : at + len(chunk)] += np.bincount(parents, lengths, minlength=len(chunk)).astype(np.int64)
+    return out
+
+
+def _chunks(col: pa.ChunkedArray):
+    at = 0
+    for chunk in col.chunks:
+        yield chunk, at
+        at += len(chunk)
 
 
 class ShardStream:
     """Rows in id order in, ``{table}/{split}-0000i-of-0000N.parquet`` shards of ``shard_rows`` rows out
-    (zstd, row groups of ROW_GROUP rows), each written as it fills; ``total`` (the row count, known in
+    (zstd, row groups of ROW_GROUP rows or ROW_GROUP_BYTES of text, whichever comes first), each written
+    as it fills; ``total`` (the row count, known in
     advance) fixes N. Rows come as Arrow tables (``add_table``) or one by one (``add``, turned into
     batches of _BATCH). Memory: one row group as Arrow, written at once when full, so a shard of any
     size streams.
@@ -90,6 +125,7 @@ class ShardStream:
         self._rows: list[Row] = []  # rows given one by one, not yet in a batch
         self._batches: list[pa.Table] = []  # the row group being filled
         self._grouped = 0  # rows in _batches
+        self._group_bytes = 0  # their row_bytes
         self._in_shard = 0  # rows of the current shard so far
         self._writer: pq.ParquetWriter | None = None
         self._tmp: Path | None = None
@@ -116,15 +152,24 @@ class ShardStream:
             if self._in_shard == 0:
                 self._skip = self.reuse and (self.out_dir / self._rel()).is_file()
             take = min(table.num_rows, self.shard_rows - self._in_shard)
+            full = False
             if not self._skip:
                 take = min(take, ROW_GROUP - self._grouped)
+                sizes = np.cumsum(row_bytes(table.slice(0, take)))
+                fit = int(np.searchsorted(sizes, ROW_GROUP_BYTES - self._group_bytes, side="right"))
+                if fit < take:  # the group is full by bytes (a row larger than the limit fills one alone)
+                    take, full = max(fit, 0 if self._grouped else 1), True
+                if take == 0:
+                    self._write_group()
+                    continue
+                self._group_bytes += int(sizes[take - 1])
             piece, table = table.slice(0, take), table.slice(take)
             self.seen += take
             self._in_shard += take
             if not self._skip:
                 self._batches.append(piece)
                 self._grouped += take
-                if self._grouped == ROW_GROUP:
+                if full or self._grouped == ROW_GROUP:
                     self._write_group()
             if self._in_shard == self.shard_rows:
                 self._finish()
@@ -139,9 +184,11 @@ class ShardStream:
             self._writer = pq.ParquetWriter(
                 self._tmp, self.schema, compression="zstd", use_dictionary=True, write_statistics=True
             )
-        group = pa.concat_tables(self._batches)
+        # one chunk per column, so that the pages (and the bytes) do not depend on how the rows arrived
+        group = pa.concat_tables(self._batches).combine_chunks()
+        self._batches = []
         self._writer.write_table(pa.Table.from_arrays(group.columns, schema=self.schema), row_group_size=ROW_GROUP)
-        self._batches, self._grouped = [], 0
+        self._batches, self._grouped, self._group_bytes = [], 0, 0
 
     def _finish(self) -> None:
         rel = self._rel()

@@ -7,9 +7,11 @@ from __future__ import annotations
 import html
 import json
 import math
+from array import array
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 
 from schemas.columns import DATA_TABLES, ROLES
@@ -128,9 +130,16 @@ def _token_counter(tokenizer: tuple[str, str] | None):
     return (lambda texts: [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]), None
 
 
-def _quantiles(values: list[int]) -> list[int]:
-    v = sorted(values)
-    return [v[0], v[len(v) // 2], v[min(len(v) - 1, int(len(v) * 0.9))], v[-1]] if v else [0, 0, 0, 0]
+def _quantiles(values) -> list[int]:
+    """min, median (upper), p90 and max of a sequence of ints (a list or an array('q'))."""
+    if not len(values):
+        return [0, 0, 0, 0]
+    v = np.sort(np.asarray(values, dtype=np.int64))
+    return [int(v[0]), int(v[len(v) // 2]), int(v[min(len(v) - 1, int(len(v) * 0.9))]), int(v[-1])]
+
+
+def _ints():
+    return array("q")  # 8 bytes a value, not a Python int object and a list slot
 
 
 _TOKEN_BATCH = 1024  # texts per tokenizer call
@@ -140,8 +149,8 @@ class _Part:
     """Statistics of one (table, split) of kept rows, in the order they were written."""
 
     def __init__(self) -> None:
-        self.chars: dict[str, list[int]] = defaultdict(list)
-        self.tokens: dict[str, list[int]] = defaultdict(list)
+        self.chars: dict[str, array] = defaultdict(_ints)
+        self.tokens: dict[str, array] = defaultdict(_ints)
         self.pending: list[tuple[str, str]] = []  # (source (lang), text) waiting for the tokenizer
         self.samples: dict[str, list[dict]] = defaultdict(list)
         self.languages: dict[str, Counter] = defaultdict(Counter)
@@ -159,7 +168,7 @@ class ReportStats:
         self.rejects: Counter = Counter()  # (stage, reason) -> rows
         self.examples: dict[tuple[str, str], list[dict]] = defaultdict(list)  # two rejects per rule
         self.near_of: Counter = Counter()  # kept row id -> its near duplicates
-        self.turns: dict[str, list[int]] = defaultdict(list)  # source -> turns of each kept conversation
+        self.turns: dict[str, array] = defaultdict(_ints)  # source -> turns of each kept conversation
         self.roles: dict[str, Counter] = defaultdict(Counter)  # source -> turns per role
 
     def add_kept(self, table: str, split: str, r: dict) -> None:
@@ -212,8 +221,8 @@ class ReportStats:
         counts = manifest["counts"]
         order = [(t, sp) for t in DATA_TABLES for sp in ("train", "validation") if (t, sp) in self.parts]
         parts = [self.parts[k] for k in order]
-        chars: dict[str, list[int]] = defaultdict(list)
-        tokens: dict[str, list[int]] = defaultdict(list)
+        chars: dict[str, array] = defaultdict(_ints)
+        tokens: dict[str, array] = defaultdict(_ints)
         languages: dict[str, Counter] = defaultdict(Counter)
         licenses: dict[str, Counter] = defaultdict(Counter)
         for part in parts:

@@ -1,0 +1,128 @@
+"""The streaming build's memory bounds, on real sample rows: shard row groups cut by bytes of text (the
+same bytes however the rows arrive), write ranges sized by bytes, the duplicate map as numpy columns,
+signature batches cut by characters (same signatures)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.dedup.near import Doc, NearDupSettings, doc_batches, near_duplicates, signatures_for
+from pipeline.records import chat_row, lineage, text_row
+from pipeline.resume import assemble
+from pipeline.resume.assemble import Dropped, id_ranges
+from pipeline.sink import parquet
+from pipeline.sink.parquet import ShardStream, row_bytes, sha256_of
+from schemas.columns import TABLE_SCHEMAS
+
+ROOT = Path(__file__).resolve().parents[1]
+WIKI = ROOT / "data/samples/redpajama_format/wikipedia_sample.jsonl"
+
+
+def wiki_rows() -> list[dict]:
+    rows = []
+    for i, line in enumerate(WIKI.read_text(encoding="utf-8").splitlines()):
+        rec = json.loads(line)
+        rows.append(text_row(lineage("wiki", WIKI.name, i, "cc-by-sa-4.0", "en"), rec["text"]))
+    return sorted(rows, key=lambda r: r["id"])
+
+
+def write(tmp: Path, rows: list[dict], pieces: int) -> Path:
+    schema = TABLE_SCHEMAS["text"]
+    stream = ShardStream(tmp, "text", "train", len(rows), schema, 10_000)
+    table = pa.Table.from_pylist(rows, schema=schema)
+    at = 0
+    while at < len(rows):
+        stream.add_table(table.slice(at, pieces))
+        at += pieces
+    [shard] = stream.close()
+    return tmp / shard.path
+
+
+def test_row_groups_are_cut_by_bytes_of_text_and_the_file_does_not_depend_on_arrival(tmp_path, monkeypatch):
+    rows = wiki_rows()
+    sizes = [sum(len(v.encode()) for v in r.values() if isinstance(v, str)) for r in rows]
+    limit = 40_000
+    monkeypatch.setattr(parquet, "ROW_GROUP_BYTES", limit)
+    whole = write(tmp_path / "a", rows, len(rows))
+    bits = write(tmp_path / "b", rows, 7)
+    ones = write(tmp_path / "c", rows, 1)
+    assert sha256_of(whole) == sha256_of(bits) == sha256_of(ones)
+    # the groups the rule gives: fill while the next row fits, a row over the limit alone
+    expect, group, used = [], 0, 0
+    for s in sizes:
+        if group and used + s > limit:
+            expect.append(group)
+            group, used = 0, 0
+        group, used = group + 1, used + s
+    expect.append(group)
+    md = pq.ParquetFile(whole).metadata
+    assert [md.row_group(g).num_rows for g in range(md.num_row_groups)] == expect
+    assert len(expect) > 5 and sum(expect) == len(rows) == 30
+    assert pq.read_table(whole).to_pylist() == rows
+
+
+def test_a_group_past_the_dictionary_limit_is_the_same_bytes_in_any_chunking(tmp_path):
+    # over 1 MB of distinct text in one group: Parquet's dictionary falls back to plain pages at a point
+    # that depends on the write batches, so the writer combines a group's chunks first
+    rows = []
+    for k in range(4):
+        for r in wiki_rows():
+            lin = lineage("wiki", WIKI.name, r["source_index"] + 100 * k, "cc-by-sa-4.0", "en")
+            rows.append(text_row(lin, f"{r['text']} ({k})"))
+    rows.sort(key=lambda r: r["id"])
+    assert sum(len(r["text"].encode()) for r in rows) > 1 << 20
+    assert sha256_of(write(tmp_path / "a", rows, len(rows))) == sha256_of(write(tmp_path / "b", rows, 7))
+
+
+def test_row_bytes_counts_strings_and_the_turns_of_a_conversation():
+    lin = lineage("chat", "c.jsonl", 0, "mit", "ja")
+    row = chat_row(lin, [{"role": "user", "content": "こんにちは"}, {"role": "assistant", "content": "はい"}])
+    table = pa.Table.from_pylist([row, row], schema=TABLE_SCHEMAS["chat"])
+    strings = sum(len(v.encode()) for v in row.values() if isinstance(v, str))
+    turns = sum(len(x.encode()) for x in ("user", "こんにちは", "assistant", "はい"))
+    assert row_bytes(table).tolist() == [strings + turns] * 2
+
+
+def test_write_ranges_are_sized_by_rows_or_bytes_whichever_needs_more():
+    assert id_ranges(10) == [(None, None)]
+    assert len(id_ranges(assemble.PART_ROWS * 3)) == 3
+    ranges = id_ranges(10, nbytes=assemble.PART_BYTES * 4 + 1)
+    assert len(ranges) == 5
+    assert ranges[0][0] is None and ranges[-1][1] is None
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+
+
+def test_the_duplicate_map_answers_like_a_dict():
+    rng = np.random.default_rng(0)
+    ids = [f"{x:032x}" for x in rng.integers(0, 2**62, 500)]
+    of = [f"{x:032x}" for x in rng.integers(0, 2**62, 500)]
+    sim = [None if i % 3 else 0.8 + i / 10_000 for i in range(500)]
+    d = Dropped(
+        np.array(ids, "S32"), np.array(of, "S32"), np.array([np.nan if s is None else s for s in sim]),
+        np.array([s is not None for s in sim]),
+    )
+    expect = {i: ("duplicate_exact" if s is None else "duplicate_near", o, s) for i, o, s in zip(ids, of, sim, strict=True)}
+    assert len(d) == 500
+    assert all(d.found(i) == expect[i] for i in ids)
+    others = [f"{x:032x}" for x in rng.integers(0, 2**62, 200)]
+    probe = np.array(ids[:100] + others, "S32")
+    assert d.mask(probe).tolist() == [True] * 100 + [i in expect for i in others]
+    lo, hi = sorted(ids)[100], sorted(ids)[300]
+    assert d.ids_between(lo[:8], hi[:8]).to_pylist() == [i for i in sorted(ids) if lo[:8] <= i < hi[:8]]
+    assert d.ids_between(None, None).to_pylist() == sorted(ids)
+    assert Dropped(np.empty(0, "S32"), np.empty(0, "S32"), np.empty(0), np.empty(0, bool)).mask(probe).sum() == 0
+
+
+def test_signature_batches_end_at_a_character_budget_with_the_same_signatures(monkeypatch):
+    docs = [Doc(r["id"], r["text"], "en") for r in wiki_rows()]
+    s = NearDupSettings()
+    monkeypatch.setattr("pipeline.dedup.near.BATCH_CHARS", 20_000)
+    batches = list(doc_batches(docs, s.batch_size))
+    assert sum(map(len, batches)) == len(docs) and len(batches) > 5
+    assert all(sum(len(d.text) for d in b[:-1]) < 20_000 for b in batches)
+    small = np.concatenate([signatures_for(b, s) for b in batches])
+    assert np.array_equal(small, signatures_for(docs, s))
+    assert near_duplicates(docs, s) == near_duplicates(docs, NearDupSettings(batch_size=4096))
