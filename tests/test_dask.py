@@ -1,6 +1,7 @@
 """Scale-out: a build's tasks on a real 2-worker local Dask cluster (prefect-dask's DaskTaskRunner), on
 the local process pool, and in the flow's own process with input files cut into units of 7 records and
-the writer's id ranges of about 40 rows, compared byte for byte."""
+the writer's id ranges of about 40 rows, and the pool's with units of about 20 KB of text, compared byte
+for byte."""
 
 import json
 import os
@@ -17,7 +18,7 @@ def test_dask_the_process_pool_and_small_units_write_the_same_bytes(tmp_path, pr
 
     runtimes = {
         "inline": {"workers": 1, "unit_records": 7},  # every task in this process, 7 records a unit
-        "pool": {"workers": 2},  # the local process pool
+        "pool": {"workers": 2, "unit_bytes": 20_000},  # the local process pool, ranges of ~20 KB of text
         "dask": {"engine": "dask", "workers": 2},
     }
     runs = {}
@@ -35,4 +36,7 @@ def test_dask_the_process_pool_and_small_units_write_the_same_bytes(tmp_path, pr
     for name in ("pool", "dask"):
         assert len(runs[name]["workers"]) == 2  # two worker processes did the cleaning ...
         assert here not in runs[name]["workers"]  # ... neither is this one
-        assert runs[name]["clean_units"] == {"computed": 22, "reused": 0}
+    assert runs["dask"]["clean_units"] == {"computed": 22, "reused": 0}  # a unit per input file
+    # the pool's files of more than ~20 KB of text were cut into more ranges: the same bytes
+    pool_units = runs["pool"]["clean_units"]["computed"]
+    assert pool_units > 22 and pool_units == len(list((tmp_path / ".pool.work" / "clean").iterdir()))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from array import array
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -83,21 +84,34 @@ def lsh_params(threshold: float, num_perm: int, fn_weight: float = 0.85) -> tupl
 
 
 class _UnionFind:
-    def __init__(self) -> None:
-        self.parent: dict[int, int] = {}
+    """Union-find over row indices 0..n-1 in one array('q') (8 bytes a row, whatever the number of
+    duplicates); a cluster's root is its smallest index."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = array("q", range(n))
 
     def find(self, x: int) -> int:
+        parent = self.parent
         root = x
-        while self.parent.get(root, root) != root:
-            root = self.parent[root]
-        while self.parent.get(x, x) != root:
-            self.parent[x], x = root, self.parent[x]
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
         return root
 
     def union(self, a: int, b: int) -> None:
         ra, rb = self.find(a), self.find(b)
         if ra != rb:
             self.parent[max(ra, rb)] = min(ra, rb)
+
+    def roots(self) -> np.ndarray:
+        """The root of every row (pointer jumping, vectorised)."""
+        p = np.frombuffer(self.parent, dtype=np.int64).copy()
+        while True:
+            q = p[p]
+            if np.array_equal(q, p):
+                return p
+            p = q
 
 
 class SignatureStore:
@@ -255,7 +269,17 @@ def _band_keys(block: np.ndarray) -> np.ndarray:
 def cluster(store, ids: np.ndarray, prios: np.ndarray, threshold: float, bands: int) -> list[Duplicate]:
     """Near duplicates among the documents of ``store`` (anything with ``band(j)`` -> (n, rows) and
     ``row(i)`` -> signature), given their ids (S32) and source priorities in the store's order."""
-    uf = _UnionFind()
+    dup, of, sim = cluster_arrays(store, ids, prios, threshold, bands)
+    return [Duplicate(ids[d].decode(), ids[w].decode(), float(x)) for d, w, x in zip(dup, of, sim, strict=True)]
+
+
+def cluster_arrays(
+    store, ids: np.ndarray, prios: np.ndarray, threshold: float, bands: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``cluster`` as arrays: (row of each duplicate, row of the document it keeps, similarity), in
+    the duplicates' id order. Memory: the bands' keys and the union-find, O(rows) as numpy arrays."""
+    n = len(ids)
+    uf = _UnionFind(n)
     sig = store.row  # read as needed: a band's candidates can be most of the corpus, so nothing is cached
 
     for j in range(bands):
@@ -287,20 +311,26 @@ def cluster(store, ids: np.ndarray, prios: np.ndarray, threshold: float, bands: 
                     else:
                         rest.append(m)
                 members = rest
-    groups: dict[int, list[int]] = {}
-    for x in list(uf.parent):
-        root = uf.find(x)
-        groups.setdefault(root, [root]).append(x)
-    out = []
-    for members in groups.values():
-        members = sorted(set(members))
-        winner = min(members, key=lambda i: (-int(prios[i]), ids[i]))
-        wsig = store.row(winner)
-        for m in members:
-            if m != winner:
-                sim = round(estimated_jaccard(wsig, store.row(m)), 4)
-                out.append(Duplicate(ids[m].decode(), ids[winner].decode(), sim))
-    return sorted(out, key=lambda d: d.id)
+    # each cluster keeps its member of highest priority, then smallest id; the others are its duplicates
+    root = uf.roots()
+    inside = np.nonzero(np.bincount(root, minlength=n)[root] > 1)[0]
+    none = np.empty(0, np.int64)
+    if not len(inside):
+        return none, none, np.empty(0)
+    order = inside[np.lexsort((ids[inside], -prios[inside], root[inside]))]
+    first = np.r_[True, root[order][1:] != root[order][:-1]]
+    winner = np.empty(n, np.int64)
+    winner[root[order[first]]] = order[first]
+    dup = order[~first]
+    of = winner[root[dup]]
+    sims = np.empty(len(dup))
+    head, head_sig = -1, None
+    for k, (m, w) in enumerate(zip(dup.tolist(), of.tolist(), strict=True)):  # grouped by cluster
+        if w != head:
+            head, head_sig = w, store.row(w)
+        sims[k] = round(estimated_jaccard(head_sig, store.row(m)), 4)
+    by_id = np.argsort(ids[dup], kind="stable")
+    return dup[by_id], of[by_id], sims[by_id]
 
 
 def settings_from(spec: NearDedupSpec) -> NearDupSettings:

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.processes import release_memory
 from pipeline.records import Row, reject
 from pipeline.resume.store import UnitStore, rows_of
 from pipeline.sink.output import BuildRows
@@ -157,6 +158,8 @@ def output_rows(
             t = t.filter(pc.invert(pc.is_in(t.column("id"), value_set=ids)))
         if t.num_rows:
             yield _sorted([t], schema)
+        del t
+        release_memory()  # freed ranges back to the system, so the peak is one range, not the heap's
 
 
 def _duplicate(row: Row, found: tuple[str, str, float | None]) -> Row:
@@ -189,6 +192,8 @@ def output_rejects(
                 parts.append(pa.Table.from_pylist(rows, schema=schema))
         if parts:
             yield _sorted(parts, schema)
+        del parts
+        release_memory()
 
 
 def split_counts(

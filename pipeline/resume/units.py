@@ -27,7 +27,7 @@ from pipeline.dedup.exact import dedup_key, duplicate_winners
 from pipeline.dedup.near import (
     Doc,
     UnitSignatures,
-    cluster,
+    cluster_arrays,
     doc_batches,
     lsh_params,
     settings_from,
@@ -66,13 +66,14 @@ def clean_file_key(recipe: Recipe, spec: SourceSpec, f: SourceFile, sha256: str)
 
 
 def clean_file(work: UnitStore, recipe: Recipe, source: str, f: SourceFile) -> dict:
-    """Read and clean one input file into units of at most ``runtime.unit_records`` records each (so a
-    1 GB file never sits in memory, and a kill mid-file keeps the ranges finished before it); returns
+    """Read and clean one input file into units of at most ``runtime.unit_records`` records and about
+    ``runtime.unit_bytes`` bytes of text each (so a 1 GB file never sits in memory, and a kill mid-file
+    keeps the ranges finished before it); returns
     the file's info: its unit keys, input record, counts, and how many units were computed."""
     spec = recipe.source(source)
     sha = sha256_of(f.path)
     file_key = clean_file_key(recipe, spec, f, sha)
-    size = recipe.runtime.unit_records
+    size, limit = recipe.runtime.unit_records, recipe.runtime.unit_bytes
     stage = CleanStage.from_recipe(recipe)
     keys: list[str] = []
     counts: Counter[str] = Counter()
@@ -81,7 +82,7 @@ def clean_file(work: UnitStore, recipe: Recipe, source: str, f: SourceFile) -> d
 
     def finish(batch: list[Row]) -> None:
         nonlocal computed, rows_cleaned
-        key = unit_key("clean-range", file_key, size, len(keys))
+        key = unit_key("clean-range", file_key, size, limit, len(keys))
         keys.append(key)
         if work.has("clean", key):
             counts.update(work.info("clean", key)["counts"])
@@ -101,13 +102,15 @@ def clean_file(work: UnitStore, recipe: Recipe, source: str, f: SourceFile) -> d
         release_memory()  # the next range starts from a small process, not from this one's peak
         failpoint("clean-saved")
 
+    nbytes = 0
     for row in read_file(f, spec, recipe.base_dir):
         failpoint("read")
         batch.append(row)
         records += 1
-        if len(batch) == size:
+        nbytes += _row_size(row)
+        if len(batch) == size or nbytes >= limit:
             finish(batch)
-            batch = []
+            batch, nbytes = [], 0
     if batch or not keys:
         finish(batch)
     return {
@@ -125,6 +128,17 @@ def clean_file(work: UnitStore, recipe: Recipe, source: str, f: SourceFile) -> d
         "rows_cleaned": rows_cleaned,
         "worker": f"{socket.gethostname()}:{os.getpid()}",
     }
+
+
+def _row_size(row: Row) -> int:
+    """About the bytes of a read row: its strings (characters; a conversation's turns included)."""
+    n = 0
+    for v in row.values():
+        if isinstance(v, str):
+            n += len(v)
+        elif isinstance(v, list):
+            n += sum(len(m.get("content") or "") for m in v if isinstance(m, dict))
+    return n
 
 
 def kept_in_order(rows: list[Row]) -> list[Row]:
@@ -264,9 +278,15 @@ def near_unit(work: UnitStore, recipe: Recipe, clean_keys: list[str]) -> tuple[s
     id_arr = np.concatenate(ids) if ids else np.empty(0, "S32")
     prio_arr = np.concatenate(prios) if prios else np.empty(0, np.int64)
     try:
-        found = cluster(store, id_arr, prio_arr, s.threshold, bands) if store.n else []
+        dup, of, sim = cluster_arrays(store, id_arr, prio_arr, s.threshold, bands) if store.n else (np.empty(0, np.int64),) * 3
     finally:
         store.close()
-    table = _dedup_table([(d.id, d.duplicate_of, d.similarity) for d in found])
+    table = pa.table(
+        {
+            "id": pa.array(id_arr[dup].tolist(), pa.binary()).cast(pa.string()),
+            "duplicate_of": pa.array(id_arr[of].tolist(), pa.binary()).cast(pa.string()),
+            "similarity": pa.array(np.asarray(sim, np.float64), pa.float64()),
+        }
+    )
     work.save_tables("near", key, {"duplicates": table}, {"key": key, "rows": store.n})
     return key, False, store.n
