@@ -49,13 +49,13 @@ def check(row: Row, ctx) -> tuple[str, str] | None:
     if word and output.strip() and not latin_letters(output):
         # 「Fortitude」の対義語 -> 粘り強さ: a task about an English word, broken by translating its answer
         return "translation_artifact", f"word task on the English word {word.group(1)!r} answered in Japanese"
+    share, letters = latin_share(output)  # first: most answers are Japanese, and the exemptions cost more
+    if share < limit or letters < MIN_LATIN_LETTERS:
+        return None
     if looks_like_code(output) or english_cue(instruction, inp):
         return None
     if about_latin(instruction, inp) and len(LATIN_WORD.findall(output)) <= MAX_NAME_WORDS:
         return None  # asked for a name, a title, a unit: a short Latin answer is fine
     if latin_letters(instruction) + latin_letters(inp) >= MIN_LATIN_LETTERS:
         return None  # the material is English: an English answer may be right
-    share, letters = latin_share(output)
-    if share >= limit and letters >= MIN_LATIN_LETTERS:
-        return "translation_artifact", f"output in Latin script: Latin share {share:.2f} of letters"
-    return None
+    return "translation_artifact", f"output in Latin script: Latin share {share:.2f} of letters"
