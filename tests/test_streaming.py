@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from pipeline.dedup.near import Doc, NearDupSettings, doc_batches, near_duplicates, signatures_for
 from pipeline.records import chat_row, lineage, text_row
@@ -126,3 +127,57 @@ def test_signature_batches_end_at_a_character_budget_with_the_same_signatures(mo
     small = np.concatenate([signatures_for(b, s) for b in batches])
     assert np.array_equal(small, signatures_for(docs, s))
     assert near_duplicates(docs, s) == near_duplicates(docs, NearDupSettings(batch_size=4096))
+
+
+ALPACA = ROOT / "data/samples/alpaca_en/alpaca_data_cleaned.sample.json"
+
+
+def test_a_json_array_is_read_an_element_at_a_time_with_the_same_records(tmp_path, monkeypatch):
+    from pipeline.sources import _io
+    from pipeline.sources._io import iter_document_elements
+
+    expect = json.loads(ALPACA.read_text(encoding="utf-8"))
+    whole = list(iter_document_elements(ALPACA))
+    # a read window of 7 bytes (elements, strings, numbers and multi-byte characters cut anywhere) and a
+    # document limit far below the file: an array never needs the whole file
+    monkeypatch.setattr(_io, "_CHUNK", 7)
+    monkeypatch.setattr(_io, "DOCUMENT_LIMIT", 1000)
+    assert ALPACA.stat().st_size > 10_000
+    assert list(iter_document_elements(ALPACA)) == whole == expect
+    odd = tmp_path / "odd.json"
+    odd.write_bytes(b"\xef\xbb\xbf \n[ 12345 , -0.5e3,\r\n\"\xe3\x81\x82\xe3\x81\x84\" ,{\"a\": [1, {\"b\": null}]}, true]\n ")
+    assert list(iter_document_elements(odd)) == [12345, -500.0, "あい", {"a": [1, {"b": None}]}, True]
+    empty = tmp_path / "empty.json"
+    empty.write_text(" [ ] ")
+    assert list(iter_document_elements(empty)) == []
+
+
+def test_a_json_array_that_breaks_is_the_error_json_loads_gives(tmp_path, monkeypatch):
+    from pipeline.errors import InputFileError
+    from pipeline.sources import _io
+    from pipeline.sources._io import iter_document_elements
+
+    monkeypatch.setattr(_io, "_CHUNK", 5)
+    for text in ['[{"a": 1},', '[{"a": 1},]', '[{"a": 1}] x', '[{"a": 1} {"b": 2}]', '[1, 2', '[{"a": 1}, tru]']:
+        path = tmp_path / "bad.json"
+        path.write_text(text)
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as err:
+            want = f"not valid JSON: {err}"
+        got = []
+        try:
+            for x in iter_document_elements(path):
+                got.append(x)
+        except InputFileError as err:
+            assert str(err).endswith(want), (text, str(err))
+        else:
+            raise AssertionError(f"{text!r} was read: {got}")
+    # an array over the document limit that breaks late: the error names the last good element
+    monkeypatch.setattr(_io, "DOCUMENT_LIMIT", 10)
+    path.write_text('[{"a": 1}, {"b": 2}, {"c": 3}, {"d": 4} {"e": 5}]')
+    got = []
+    with pytest.raises(InputFileError, match="not valid JSON after element 3$"):
+        for x in iter_document_elements(path):
+            got.append(x)
+    assert got == [{"a": 1}, {"b": 2}, {"c": 3}, {"d": 4}]

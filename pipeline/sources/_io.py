@@ -9,6 +9,7 @@ a line that is not JSON, not UTF-8, nested too deep, or that holds a lone UTF-16
 from __future__ import annotations
 
 import base64
+import codecs
 import glob
 import json
 import re
@@ -18,11 +19,22 @@ from typing import Any
 
 from pipeline.errors import InputFileError
 from pipeline.records import BASE64_NOTE, Row, is_reject, lineage, reject, to_json
-from pipeline.sources._streams import decode_text, file_encoding, first_byte, iter_lines, read_all
+from pipeline.sources._streams import (
+    _CHUNK,
+    READ_ERRORS,
+    decode_text,
+    file_encoding,
+    first_byte,
+    iter_lines,
+    open_binary,
+    read_all,
+)
 from schemas.recipe import SourceSpec
 
-# a whole-document JSON file (an Alpaca array, a pretty-printed object) is parsed in memory: up to this
+# a whole-document JSON file that is not an array (a pretty-printed object) is parsed in memory: up to
+# this; an array is parsed an element at a time, whatever its size
 DOCUMENT_LIMIT = 1 << 30
+_NOT_WS = re.compile(r"[^ \t\n\r]")  # what json.loads skips between tokens
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -124,10 +136,101 @@ def load_json_document(path: Path) -> Any:
         raise InputFileError(path, "not valid JSON: nested too deep") from None
 
 
+class _NotOneArray(Exception):
+    """The file is not exactly one JSON array (an object, malformed, cut short): parse it whole."""
+
+
+class _ArrayStream:
+    """The elements of a JSON array file, parsed one at a time from a window of decoded text (memory: one
+    element and a read chunk, not the file). Only what json.loads would accept passes; anything else
+    raises _NotOneArray, and the caller parses the file whole, so that errors read exactly as before."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        encoding = file_encoding(path)
+        self.dec = codecs.getincrementaldecoder("utf-8-sig" if encoding == "utf-8" else encoding)()
+        self.json = json.JSONDecoder()
+        self.buf, self.pos, self.eof = "", 0, False
+
+    def _fill(self) -> bool:
+        """Read more (as much again as is waiting, so a large element is parsed O(size) times); False at
+        the end of the file."""
+        if self.eof:
+            return False
+        chunk = self.f.read(max(_CHUNK, len(self.buf) - self.pos))
+        self.buf = self.buf[self.pos :] + self.dec.decode(chunk, final=not chunk)
+        self.pos = 0
+        self.eof = not chunk
+        return True
+
+    def _peek(self) -> str:
+        """The next character that is not white space ("" at the end of the file)."""
+        while True:
+            m = _NOT_WS.search(self.buf, self.pos)
+            if m:
+                self.pos = m.start()
+                return self.buf[self.pos]
+            self.pos = len(self.buf)
+            if not self._fill():
+                return ""
+
+    def _value(self):
+        while True:
+            try:
+                obj, end = self.json.raw_decode(self.buf, self.pos)
+                if end < len(self.buf) or self.eof:  # a value at the window's edge may go on (a number)
+                    self.pos = end
+                    return obj
+            except json.JSONDecodeError:
+                if self.eof:
+                    raise _NotOneArray from None
+            except RecursionError:
+                raise _NotOneArray from None
+            self._fill()
+
+    def __iter__(self) -> Iterator[Any]:
+        with open_binary(self.path) as self.f:
+            if self._peek() != "[":
+                raise _NotOneArray
+            self.pos += 1
+            if self._peek() == "]":
+                self.pos += 1
+            else:
+                while True:
+                    yield self._value()
+                    c = self._peek()
+                    self.pos += 1
+                    if c == "]":
+                        break
+                    if c != "," or self._peek() == "]":
+                        raise _NotOneArray
+            if self._peek() != "":
+                raise _NotOneArray
+
+
+def iter_document_elements(path: Path) -> Iterator[Any]:
+    """The records of a whole-file JSON document: an array's elements (streamed), or one object."""
+    done = 0
+    try:
+        for obj in _ArrayStream(path):
+            yield obj
+            done += 1
+        return
+    except (_NotOneArray, UnicodeDecodeError, *READ_ERRORS):
+        pass
+    # parsed whole: an object, or a file error worded as json.loads and the archive readers word it
+    try:
+        data = load_json_document(path)
+    except InputFileError as err:
+        if done and "larger than" in str(err):  # a long array that breaks after element ``done``
+            raise InputFileError(path, f"not valid JSON after element {done - 1}") from None
+        raise
+    yield from (data if isinstance(data, list) else [data])[done:]
+
+
 def iter_document(path: Path, rel: str, spec: SourceSpec) -> Iterator[Parsed]:
     """The records of a whole-file JSON document: the elements of an array, or one object."""
-    data = load_json_document(path)
-    for index, obj in enumerate(data if isinstance(data, list) else [data]):
+    for index, obj in enumerate(iter_document_elements(path)):
         lin = lineage(spec.name, rel, index, spec.license)
         bad = lone_surrogate(obj)
         try:  # the element's JSON text (surrogates as \u escapes, where they can only be escaped)
