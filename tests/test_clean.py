@@ -7,7 +7,7 @@ from pipeline.clean.filters import FILTERS, Filter, FilterContext
 from pipeline.clean.normalize import normalize_text
 from pipeline.clean.stage import CleanStage
 from pipeline.records import instruct_row, lineage, text_row
-from pipeline.text.langid import detect, langdetect_lang
+from pipeline.text.langid import detect, detect_fast, langdetect_lang
 from schemas.recipe import CleanSpec, LicensePolicy
 
 JA_PARA = (SAMPLES / "ja_prose" / "jsquad_valid_wikipedia_paragraphs.sample.txt").read_text().splitlines()
@@ -38,6 +38,20 @@ def test_han_without_kana_is_not_japanese_and_langdetect_is_deterministic():
     assert detect(text) == "fr"
     assert {langdetect_lang(text) for _ in range(5)} == {"fr"}
     assert detect("1234 + 5678") == "und"
+
+
+def test_technical_english_is_told_by_its_words_and_other_languages_still_go_to_langdetect():
+    import json
+
+    lines = (SAMPLES / "dolly_15k" / "databricks-dolly-15k.sample.jsonl").read_text().splitlines()
+    climbing = normalize_text(json.loads(lines[49])["context"])  # few frequent words: 8 of the 42 in its head
+    assert climbing.startswith("Different types of climbing warrant particular features for harnesses.")
+    assert detect_fast(climbing) == "en"  # no langdetect call
+    assert langdetect_lang(climbing) == "en"  # and the same answer langdetect gives
+    mixed = "Le projet utilise the data pipeline pour les modèles, and it est très rapide dans le cluster of servers."
+    assert detect_fast(mixed) is None  # French function words: langdetect decides
+    assert detect(mixed) == "fr"
+    assert detect_fast("Ceci est une phrase en français, assez longue pour être reconnue.") is None
 
 
 def row(instruction="Say hello in Japanese.", inp="", output="こんにちは。", **kw):

@@ -96,12 +96,32 @@ def script_lang(text: str) -> str | None:
     return "latin"
 
 
+# Frequent function words of other Latin-script languages: a text holding them is not judged English by the
+# word check (langdetect decides).
+OTHER_WORDS = frozenset(
+    """de la le les des du et est une un que qui pas pour dans sur avec ce cette sont el los las del y en por
+    con una es para se lo al su como más pero der die das und ist nicht mit den dem ein eine zu von auf sich
+    het een van niet op dat zijn och att det som är för og er ikke på til il di che non per della sono gli
+    nella ao não uma os em com mais da dos das pelo ke dan yang itu ini dengan untuk adalah ng sa mga na ang""".split()
+)
+
+
 def looks_english(text: str) -> bool:
+    """Frequent English words make up enough of the first ``SAMPLE_CHARS`` characters: 1 in 4 of up to 4
+    words, 1 in 5 of more; or, for technical prose with few function words, 3+ of them and 1 in 10 words
+    while other languages' function words are absent (at most one, and no more than a quarter of the hits)."""
     words = WORD.findall(text[:SAMPLE_CHARS].lower())
     if not words:
         return False
     hits = sum(1 for w in words if w in EN_WORDS)
-    return hits >= 1 and hits * 4 >= len(words) if len(words) <= 4 else hits >= 2 and hits * 5 >= len(words)
+    if len(words) <= 4:
+        return hits >= 1 and hits * 4 >= len(words)
+    if hits >= 2 and hits * 5 >= len(words):
+        return True
+    if hits < 3 or hits * 10 < len(words):
+        return False
+    other = sum(1 for w in words if w in OTHER_WORDS)
+    return other <= 1 and other * 4 <= hits
 
 
 def detect_fast(text: str) -> str | None:
