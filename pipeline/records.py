@@ -130,12 +130,12 @@ _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 def lone_surrogate_field(row: Row) -> str | None:
     """The first text column of ``row`` holding a lone surrogate (it cannot be written as UTF-8)."""
-    for k, v in row.items():
-        if isinstance(v, str) and _LONE_SURROGATE.search(v):
+    for k, v in row.items():  # isascii() is O(1) in CPython: most fields need no search
+        if isinstance(v, str) and not v.isascii() and _LONE_SURROGATE.search(v):
             return k
         if k == "messages" and isinstance(v, list):
             for i, m in enumerate(v):
-                if _LONE_SURROGATE.search(m["content"]):
+                if not m["content"].isascii() and _LONE_SURROGATE.search(m["content"]):
                     return f"messages[{i}]"
     return None
 

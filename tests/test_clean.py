@@ -151,15 +151,26 @@ def test_vectorised_repetition_measures_equal_the_reference_on_samples():
         for line in (SAMPLES / "dolly_15k" / "databricks-dolly-15k.sample.jsonl").open()
     ]
     texts += ["buy cheap watches now " * 50, "こんちには。こんにちは。" * 40]
+    # every kind of whitespace str.split() knows, a word of 5,000 characters, an astral character
+    texts += ["a  b\u3000c\u2028d\u00a0e\x1cf\tg\u0085h " * 40, "x" * 5000 + " y z" * 200, "\U0001f600 ok " * 120]
+    hit = 0
     for t in texts:
         n = len(t) - 9
         if n > 1:
-            assert R.dup_char_ngram_fraction(t, 10) == pytest.approx(
-                1 - len({t[i : i + 10] for i in range(n)}) / n
-            )
+            for k in (10, 5, 1):
+                m = len(t) - k + 1
+                assert R.dup_char_ngram_fraction(t, k) == pytest.approx(1 - len({t[i : i + k] for i in range(m)}) / m)
         words = t.split()
-        fast = R.top_word_ngram_fractions(words, [2, 3, 4])
-        assert fast == {k: pytest.approx(R.top_word_ngram_fraction(words, k)) for k in (2, 3, 4)}
+        ref = {k: pytest.approx(R.top_word_ngram_fraction(words, k)) for k in (2, 3, 4)}
+        assert R.top_word_ngram_fractions(words, [2, 3, 4]) == ref
+        _, lens = R.word_arrays(t)
+        assert lens.tolist() == [len(w) for w in words]
+        if len(words) >= 100:
+            assert R.top_word_ngram_fractions_of_text(t, [2, 3, 4], 100) == ref
+            hit += 1
+        else:
+            assert R.top_word_ngram_fractions_of_text(t, [2, 3, 4], 100) is None
+    assert hit >= 4
 
 
 def test_loop_filter_rejects_outputs_ending_in_a_loop_and_keeps_clean_ones():
