@@ -20,6 +20,7 @@ from schemas.recipe import CleanSpec, LicensePolicy, SourceSpec
 JA = json.loads((SAMPLES / "japanese_alpaca" / "alpaca_data_ja.sample.json").read_text())
 EN = json.loads((SAMPLES / "alpaca_en" / "alpaca_data_original.sample.json").read_text())
 EN_CLEANED = json.loads((SAMPLES / "alpaca_en" / "alpaca_data_cleaned.sample.json").read_text())
+DOLLY_JA = json.loads((SAMPLES / "dolly_15k_ja" / "databricks-dolly-15k-ja.sample.json").read_text())
 DOLLY = [json.loads(x) for x in (SAMPLES / "dolly_15k" / "databricks-dolly-15k.sample.jsonl").read_text().splitlines()]
 
 
@@ -76,6 +77,27 @@ def test_translation_artifact_lets_a_short_latin_name_pass_but_not_an_english_es
     assert reason({"instruction": "教授へのメールの結末を書く", "output": essay}) == "translation_artifact"
     assert reason({"instruction": "グリーン・イニシアチブのスローガンを書く。", "output": "Go green, live clean!"}) is None
     assert reason({"instruction": "この文を英語に翻訳してください。", "input": "私は学生です。", "output": essay}) is None
+
+
+def test_translation_artifact_code_cues_allow_code_not_english_prose():
+    assert JA[157]["output"] == "int_num = 1"  # Pythonで整数型変数を作成するのに必要なコードを入力します。
+    assert reason(JA[157]) is None
+    prose = {**JA[157], "output": "Use kind words. Be grateful. Think of others before yourself."}
+    assert reason(prose) == "translation_artifact"  # a code cue, an English essay: another row's answer
+    # code answers a task about code, not a question about health (JA[51], answered with EN[142]'s code)
+    assert reason({**JA[51], "output": EN[142]["output"]}) == "translation_artifact"
+    assert reason({"instruction": "リストの平均を求める関数を作ってください。", "output": EN[142]["output"]}) is None
+    # 戦略 (strategy) is not 略 (an abbreviation): no name cue, so a short English answer is an artifact
+    assert reason({**JA[191], "output": EN[133]["output"]}) == "translation_artifact"
+    assert reason({"instruction": "「人工知能」の略を英語で書いてください。", "output": "AI"}) is None
+
+
+def test_translation_artifact_english_material_is_mostly_latin_not_a_name_in_japanese():
+    answer = "The student enjoyed telling stories to the classmates in the classroom."
+    assert reason({"instruction": JA[40]["instruction"], "output": answer}) is None  # editing an English sentence
+    virgin = {**DOLLY_JA[0], "output": "Virgin Australia commenced services on 31 August 2000 as Virgin Blue."}
+    assert "（Virgin Australia Airlines Pty Ltd）" in virgin["input"]
+    assert reason(virgin) == "translation_artifact"  # Japanese material naming an airline in Latin letters
 
 
 def test_translation_artifact_a_word_task_broken_by_translation():

@@ -52,7 +52,7 @@ ABOUT_LATIN = re.compile(
     r"|コード|プログラム|関数|スクリプト|クエリ|アルゴリズム|変数|正規表現|コマンド|構文|擬似|疑似|メソッド|クラス"
     r"|ソフトウェア|ライブラリ|エスケープ|改行文字|文字列|パスワード|ユーザー名|ハッシュタグ|URL|メール|ドメイン"
     r"|学名|化学式|元素記号|記号|単位|数式|方程式|公式|型|タグ|JSON|XML|CSV|YAML"
-    r"|名前|ブランド|タイトル|題名|商品名|社名|略|キャッチフレーズ|スローガン|ダジャレ|回文|韻|ことわざ|諺|引用"
+    r"|名前|ブランド|タイトル|題名|商品名|社名|(?<![戦省侵計攻概簡中前後謀策経])略|キャッチフレーズ|スローガン|ダジャレ|回文|韻|ことわざ|諺|引用"
     r"|\b(?:code|program|function|script|query|sql|python|java|javascript|c\+\+|html|css|regex|json|xml"
     r"|english|spell|spelling|acronym|abbreviation|latin|password|username|url|email|hashtag)\b",
     re.IGNORECASE,
@@ -78,14 +78,40 @@ NAME_CUES = frozenset(
 LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 
 
-def english_cue(*texts: str) -> bool:
-    """:func:`about_latin` by a cue that allows any amount of Latin (English, spelling, code, a format)."""
-    return any(m.group().lower() not in NAME_CUES for t in texts if t for m in ABOUT_LATIN.finditer(t))
+# cues about code or a data format: they allow Latin that looks like code, not English prose ("Pythonで…
+# コードを入力します" answered "Use kind words. Be grateful." is the English original of another row)
+CODE_CUES = frozenset(
+    "コード プログラム 関数 スクリプト クエリ アルゴリズム 変数 正規表現 コマンド 構文 擬似 疑似 メソッド クラス"
+    " ソフトウェア ライブラリ エスケープ 改行文字 文字列 json xml csv yaml code program function script query sql"
+    " python java javascript c++ html css regex".split()
+)
+# what code has and English prose has not: an operator or bracket, an underscore, a call "f(" or "x["
+_CODE_CHARS = re.compile(r"[=_{}\[\];<>#$\\|`]|[A-Za-z0-9]\(")
 
 
-def about_latin(*texts: str) -> bool:
-    """The row's instruction or input asks for code, English, a spelling, a name or a format."""
-    return any(t and ABOUT_LATIN.search(t) for t in texts)
+def code_like(text: str) -> bool:
+    """``text`` holds code (:func:`looks_like_code`) or at least its characters (``x = 5``, ``int_num``)."""
+    return looks_like_code(text) or bool(_CODE_CHARS.search(text))
+
+
+def english_cue(*texts: str, answer: str | None = None) -> bool:
+    """:func:`about_latin` by a cue that allows any amount of Latin (English, spelling, code, a format).
+    With ``answer``, a code cue counts only when the answer looks like code."""
+    for t in texts:
+        for m in ABOUT_LATIN.finditer(t or ""):
+            cue = m.group().lower()
+            if cue in NAME_CUES or (answer is not None and cue in CODE_CUES and not code_like(answer)):
+                continue
+            return True
+    return False
+
+
+def about_latin(*texts: str, answer: str | None = None) -> bool:
+    """The row's instruction or input asks for code, English, a spelling, a name or a format. With
+    ``answer``, a code cue counts only when the answer looks like code."""
+    if answer is None or code_like(answer):
+        return any(t and ABOUT_LATIN.search(t) for t in texts)
+    return any(m.group().lower() not in CODE_CUES for t in texts if t for m in ABOUT_LATIN.finditer(t))
 
 
 def looks_like_code(text: str) -> bool:

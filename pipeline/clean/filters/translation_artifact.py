@@ -9,6 +9,7 @@ import re
 
 from pipeline.records import Row
 from pipeline.text.instruct import (
+    ABOUT_CODE,
     LATIN_WORD,
     QUOTED,
     about_latin,
@@ -52,10 +53,13 @@ def check(row: Row, ctx) -> tuple[str, str] | None:
     share, letters = latin_share(output)  # first: most answers are Japanese, and the exemptions cost more
     if share < limit or letters < MIN_LATIN_LETTERS:
         return None
-    if looks_like_code(output) or english_cue(instruction, inp):
+    if english_cue(instruction, inp, answer=output):
         return None
-    if about_latin(instruction, inp) and len(LATIN_WORD.findall(output)) <= MAX_NAME_WORDS:
+    if looks_like_code(output) and (ABOUT_CODE.search(instruction + "\n" + inp) or looks_like_code(inp)):
+        return None  # code for a task about code (code for a question about health is another row's answer)
+    if about_latin(instruction, inp, answer=output) and len(LATIN_WORD.findall(output)) <= MAX_NAME_WORDS:
         return None  # asked for a name, a title, a unit: a short Latin answer is fine
-    if latin_letters(instruction) + latin_letters(inp) >= MIN_LATIN_LETTERS:
-        return None  # the material is English: an English answer may be right
+    material, material_letters = latin_share(instruction + "\n" + inp)
+    if material_letters >= MIN_LATIN_LETTERS and material >= limit / 2:
+        return None  # the material is English (not a Japanese text naming an iPhone): an English answer may be right
     return "translation_artifact", f"output in Latin script: Latin share {share:.2f} of letters"

@@ -11,8 +11,8 @@ of every class the rules claim, written the way the defect occurs in the wild:
   for a drawing, logo or image;
 - placeholder_output: a real instruction answered by "N/A", "該当なし", "<nooutput>", an empty code block...;
 - merged_instruction: two real instructions numbered "1. ... 2. ..." with the first one's answer;
-- translation_artifact (Japanese rows): the answer replaced by a real English answer, or the instruction
-  by a real English instruction;
+- translation_artifact (Japanese rows): the answer replaced by a real English answer (one with letters), or
+  the instruction by a real English instruction (where the answer holds Japanese);
 - control_chars: literal escapes (``\\"``, ``\\t``) or U+FFFD in a real answer; and, as repairs, an
   answer whose line breaks were exported as literal ``\\n`` (must come back as the original);
 - PII: real rows with an e-mail, phone, card, My Number, IP address or postal address added, and
@@ -25,6 +25,7 @@ import json
 import random
 from dataclasses import dataclass, field
 
+from pipeline.text.langid import HAN, KANA, LATIN
 from pipeline.text.normalize import normalize_text
 from testkit.planted import SAMPLES
 
@@ -112,8 +113,12 @@ def planted(seed: int = 0) -> list[Labelled]:
                 out.append(Labelled(f"{a}{ins}{b}{r2['instruction']}", "", outp, lang, "merged_instruction", o))
             if lang == "ja":
                 _, en = rng.choice(other)
-                out.append(Labelled(ins, inp, en["output"], lang, "translation_artifact", o))
-                out.append(Labelled(en["instruction"], "", outp, lang, "translation_artifact", o))
+                # an artifact leaves English in a Japanese row: not an "English" answer with no letters
+                # ("22.3"), nor an English instruction over an answer with no Japanese in it (an English row)
+                if LATIN.search(en["output"]):
+                    out.append(Labelled(ins, inp, en["output"], lang, "translation_artifact", o))
+                if KANA.search(outp) or HAN.search(outp):
+                    out.append(Labelled(en["instruction"], "", outp, lang, "translation_artifact", o))
             words = outp.split(" " if lang == "en" else "、")
             code = any(m in ins + inp + outp for m in ("def ", "{", "<?php", "```", "SELECT", "コード", "code", "HTML"))
             if len(words) > 2 and not code:
