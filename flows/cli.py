@@ -58,6 +58,13 @@ def preflight(recipe_path: Path):
 WAIT = typer.Option("--wait", help="wait for another run writing the same output instead of failing")
 
 
+def _importer(module: str):
+    """Imports ``module`` when called: the flow, imported while Prefect's API server starts."""
+    import importlib
+
+    return lambda: importlib.import_module(module)
+
+
 @app.command()
 def build(
     recipe: Annotated[Path, typer.Argument(help="recipe YAML")] = DEFAULT_RECIPE,
@@ -84,10 +91,10 @@ def build(
     out_dir = out or Path("data") / "out" / r.name
     with owned_output(out_dir, wait, lambda p: check_build_output(p, overwrite)):
         prefect_env()
-        from flows.build import build_flow
-
         try:
-            with prefect_terminal(), embedded_api(on_loss=api_lost), progress.bars(err_console):
+            with embedded_api(on_loss=api_lost, meanwhile=_importer("flows.build")), prefect_terminal(), progress.bars(err_console):
+                from flows.build import build_flow
+
                 manifest = build_flow(str(recipe), absolute(out_dir), fresh, overwrite=overwrite)
         except (RecipeError, PipelineError) as err:
             fail(str(err))
@@ -119,9 +126,9 @@ def generate(
     out_dir = out or Path("data") / "out" / f"{r.name}-generated"
     with owned_output(out_dir, wait, check_generate_output):
         prefect_env()
-        from flows.generate import generate_flow
+        with embedded_api(on_loss=api_lost, meanwhile=_importer("flows.generate")), prefect_terminal():
+            from flows.generate import generate_flow
 
-        with prefect_terminal(), embedded_api(on_loss=api_lost):
             manifest = generate_flow(str(recipe), str(out_dir))
     print_counts(manifest["counts"])
     if manifest["generation"].get("note"):
@@ -178,10 +185,10 @@ def train_cmd(
         return
     with owned_output(out_dir, wait, check_train_output):
         prefect_env()
-        from flows.train import train_flow
-
         try:
-            with prefect_terminal(), embedded_api(on_loss=api_lost):
+            with embedded_api(on_loss=api_lost, meanwhile=_importer("flows.train")), prefect_terminal():
+                from flows.train import train_flow
+
                 result = train_flow(str(recipe), str(out_dir), str(data_dir))
         except PipelineError as err:
             fail(str(err))

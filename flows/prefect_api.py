@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 from pipeline.processes import die_with_parent, stop_process
 
@@ -31,18 +32,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextmanager
-def embedded_api(timeout: float = 120, on_loss=None):
-    """Prefect's API server for the block (see the module docstring). ``on_loss(exit_status)`` is called
-    from a watchdog thread if the server dies before the block ends (the CLI stops the run there: left
-    alone, Prefect's client would retry for minutes and then fail with a traceback)."""
-    import prefect
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+def _start_server() -> tuple[subprocess.Popen, int]:
+    """uvicorn over Prefect's API app on a free local port, told to die with this process."""
+    import importlib.util
 
-    if PREFECT_API_URL.value() or not sys.platform.startswith("linux"):
-        yield None
-        return
     port = _free_port()
+    app_dir = Path(importlib.util.find_spec("prefect").origin).parent  # without importing Prefect
     env = {
         **os.environ,
         "PREFECT_UI_ENABLED": "0",
@@ -55,7 +50,7 @@ def embedded_api(timeout: float = 120, on_loss=None):
             "-m",
             "uvicorn",
             "--app-dir",
-            str(prefect.__module_path__.parent),
+            str(app_dir.parent),
             "--factory",
             "prefect.server.api.server:create_app",
             "--host",
@@ -70,6 +65,35 @@ def embedded_api(timeout: float = 120, on_loss=None):
         env=env,
         preexec_fn=_die_with_parent(os.getpid()),
     )
+    return proc, port
+
+
+@contextmanager
+def embedded_api(timeout: float = 120, on_loss=None, meanwhile=None):
+    """Prefect's API server for the block (see the module docstring). ``on_loss(exit_status)`` is called
+    from a watchdog thread if the server dies before the block ends (the CLI stops the run there: left
+    alone, Prefect's client would retry for minutes and then fail with a traceback). ``meanwhile()`` runs
+    while the server starts (the CLI imports its flow then: the two take seconds each, on two cores at
+    once); it runs in any case."""
+    if os.environ.get("PREFECT_API_URL") or not sys.platform.startswith("linux"):
+        if meanwhile is not None:
+            meanwhile()
+        yield None
+        return
+    proc, port = _start_server()  # before importing Prefect here, so that its start overlaps ours
+    try:
+        if meanwhile is not None:
+            meanwhile()
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        configured = PREFECT_API_URL.value()  # a server set in the Prefect profile, not the environment
+    except BaseException:
+        stop_process(proc)
+        raise
+    if configured:
+        stop_process(proc)
+        yield None
+        return
     url = f"http://127.0.0.1:{port}/api"
     done = threading.Event()
     try:
