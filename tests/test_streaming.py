@@ -117,6 +117,44 @@ def test_the_duplicate_map_answers_like_a_dict():
     assert Dropped(np.empty(0, "S32"), np.empty(0, "S32"), np.empty(0), np.empty(0, bool)).mask(probe).sum() == 0
 
 
+def test_duplicate_rejects_by_column_equal_the_row_by_row_reference():
+    from pipeline.clean.filters import FilterContext
+    from pipeline.clean.stage import CleanStage
+    from pipeline.records import is_reject
+    from pipeline.resume.store import _UNIT_SCHEMAS, _to_arrow, rows_of
+    from pipeline.sources import SourceFile, read_file
+    from schemas.recipe import SourceSpec
+
+    def cleaned(kind, rel):
+        path = ROOT / "data/samples" / rel
+        spec = SourceSpec(name=kind, kind=kind, path=rel, license="cc-by-4.0")
+        rows = read_file(SourceFile(kind, path, path.name, rel), spec, ROOT)
+        return [r for r in CleanStage(FilterContext())(rows) if not is_reject(r)]
+
+    tables = {
+        "instruct": cleaned("alpaca", "japanese_alpaca/alpaca_data_ja.sample.json"),
+        "chat": cleaned("sharegpt", "sharegpt/fastchat_dummy_conversation.sample.json"),
+        "text": cleaned("redpajama", "redpajama_format/wikipedia_sample.jsonl"),
+    }
+    from collections import Counter
+
+    kinds = Counter()  # records from the original fields and from the row's own, by table
+    for name, rows in tables.items():
+        table = _to_arrow(rows, _UNIT_SCHEMAS[name])
+        ids = table.column("id").to_pylist()
+        near = np.arange(len(ids)) % 2 == 0  # every other one a near duplicate, the rest exact
+        gone = Dropped(
+            np.array(ids, "S32"), np.array(ids[1:] + ids[:1], "S32"),
+            np.where(near, 0.5 + np.arange(len(ids)) / (4 * len(ids)), np.nan), near,
+        )
+        by_column = assemble.duplicate_rejects(table, gone)
+        assert by_column.schema == TABLE_SCHEMAS["rejects"]
+        reference = [assemble._duplicate(r, gone.found(r["id"])) for r in rows_of(table)]
+        assert by_column.to_pylist() == reference, name
+        kinds.update(("original" if r.get("_original") is not None else "own", name) for r in rows)
+    assert kinds[("original", "instruct")] and kinds[("own", "instruct")] and kinds[("own", "chat")]
+
+
 def test_signature_batches_end_at_a_character_budget_with_the_same_signatures(monkeypatch):
     docs = [Doc(r["id"], r["text"], "en") for r in wiki_rows()]
     s = NearDupSettings()

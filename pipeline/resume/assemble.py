@@ -17,6 +17,7 @@ PART_ROWS rows, twice while it is sorted) and one row group per unit being read.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 
@@ -26,11 +27,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.processes import release_memory
-from pipeline.records import Row, reject
+from pipeline.records import ORIGINAL, Row, reject, to_json
 from pipeline.resume.store import UnitStore, rows_of
 from pipeline.sink.output import BuildRows
 from pipeline.sink.split import split_of
-from schemas.columns import DATA_TABLES, TABLE_SCHEMAS
+from schemas.columns import DATA_TABLES, LINEAGE_NAMES, TABLE_SCHEMAS
 
 # the columns the dedup passes read: lineage the keep rule and near dedup need, and the text fields
 DEDUP_COLUMNS = {
@@ -163,9 +164,40 @@ def output_rows(
 
 
 def _duplicate(row: Row, found: tuple[str, str, float | None]) -> Row:
+    """The reference for :func:`duplicate_rejects`: one duplicate's reject from its row dict."""
     reason, of, sim = found
     detail = None if sim is None else f"similarity={sim:.4f}"
     return reject(row, "dedup", reason, detail, None, duplicate_of=of)
+
+
+def duplicate_rejects(dups: pa.Table, gone: Dropped) -> pa.Table:
+    """The rejects of the duplicate rows ``dups`` (a unit table's rows, ``_original`` included), built by
+    column: lineage as it is, reason / duplicate_of / detail from ``gone``, and the record (the cleaned
+    row's original fields, else its own, as compact JSON) serialised once per row; no row dicts. Equal to
+    :func:`_duplicate` row by row (tests/test_streaming.py)."""
+    schema = TABLE_SCHEMAS["rejects"]
+    n = dups.num_rows
+    ids = np.array(dups.column("id").to_pylist(), dtype="S32")
+    at = np.searchsorted(gone.ids, ids)
+    near, sim = gone.near[at], gone.sim[at]
+    fields = [c for c in dups.column_names if c not in LINEAGE_NAMES and not c.startswith("_")]
+    originals = dups.column(ORIGINAL).to_pylist() if ORIGINAL in dups.column_names else [None] * n
+    own, records = None, []
+    for i, o in enumerate(originals):
+        record = json.loads(o) if o is not None else None
+        if not record:  # no original fields: the row's own (what reject() falls back to)
+            own = dups.select(fields).to_pylist() if own is None else own
+            record = own[i]
+        records.append(to_json(record))
+    columns = {name: dups.column(name) for name in LINEAGE_NAMES}
+    columns.update(
+        stage=pa.array(["dedup"] * n, pa.string()),
+        reason=pa.array(np.where(near, "duplicate_near", "duplicate_exact").tolist(), pa.string()),
+        detail=pa.array([None if np.isnan(x) else f"similarity={x:.4f}" for x in sim.tolist()], pa.string()),
+        duplicate_of=pa.array(gone.of[at].astype("U32").tolist(), pa.string()),
+        record=pa.array(records, pa.string()),
+    )
+    return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
 
 
 def output_rejects(
@@ -187,9 +219,8 @@ def output_rejects(
                 continue
             dups = t.filter(pc.is_in(t.column("id"), value_set=ids))
             del t
-            for at in range(0, dups.num_rows, _DUP_BATCH):  # as Python rows a batch at a time
-                rows = [_duplicate(r, gone.found(r["id"])) for r in rows_of(dups.slice(at, _DUP_BATCH))]
-                parts.append(pa.Table.from_pylist(rows, schema=schema))
+            for at in range(0, dups.num_rows, _DUP_BATCH):
+                parts.append(duplicate_rejects(dups.slice(at, _DUP_BATCH), gone))
         if parts:
             yield _sorted(parts, schema)
         del parts
