@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from pipeline.processes import release_memory
 from pipeline.records import ORIGINAL, Row, reject, to_json
-from pipeline.resume.store import UnitStore, rows_of
+from pipeline.resume.store import UnitStore
 from pipeline.sink.output import BuildRows
 from pipeline.sink.split import split_of
 from schemas.columns import DATA_TABLES, LINEAGE_NAMES, TABLE_SCHEMAS

@@ -89,27 +89,28 @@ CODE_CUES = frozenset(
 _CODE_CHARS = re.compile(r"[=_{}\[\];<>#$\\|`]|[A-Za-z0-9]\(")
 
 
-def code_like(text: str) -> bool:
-    """``text`` holds code (:func:`looks_like_code`) or at least its characters (``x = 5``, ``int_num``)."""
-    return looks_like_code(text) or bool(_CODE_CHARS.search(text))
+def code_like(text: str, code: bool | None = None) -> bool:
+    """``text`` holds code (:func:`looks_like_code`, or ``code`` when the caller knows it) or at least its
+    characters (``x = 5``, ``int_num``)."""
+    return bool(_CODE_CHARS.search(text)) or (looks_like_code(text) if code is None else code)
 
 
-def english_cue(*texts: str, answer: str | None = None) -> bool:
+def english_cue(*texts: str, code_answer: bool | None = None) -> bool:
     """:func:`about_latin` by a cue that allows any amount of Latin (English, spelling, code, a format).
-    With ``answer``, a code cue counts only when the answer looks like code."""
+    With ``code_answer`` (:func:`code_like` of the answer), a code cue counts only when it is True."""
     for t in texts:
         for m in ABOUT_LATIN.finditer(t or ""):
             cue = m.group().lower()
-            if cue in NAME_CUES or (answer is not None and cue in CODE_CUES and not code_like(answer)):
+            if cue in NAME_CUES or (code_answer is False and cue in CODE_CUES):
                 continue
             return True
     return False
 
 
-def about_latin(*texts: str, answer: str | None = None) -> bool:
+def about_latin(*texts: str, code_answer: bool | None = None) -> bool:
     """The row's instruction or input asks for code, English, a spelling, a name or a format. With
-    ``answer``, a code cue counts only when the answer looks like code."""
-    if answer is None or code_like(answer):
+    ``code_answer`` (:func:`code_like` of the answer), a code cue counts only when it is True."""
+    if code_answer is not False:
         return any(t and ABOUT_LATIN.search(t) for t in texts)
     return any(m.group().lower() not in CODE_CUES for t in texts if t for m in ABOUT_LATIN.finditer(t))
 

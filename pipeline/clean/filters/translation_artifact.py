@@ -13,6 +13,7 @@ from pipeline.text.instruct import (
     LATIN_WORD,
     QUOTED,
     about_latin,
+    code_like,
     english_cue,
     latin_letters,
     latin_share,
@@ -53,11 +54,13 @@ def check(row: Row, ctx) -> tuple[str, str] | None:
     share, letters = latin_share(output)  # first: most answers are Japanese, and the exemptions cost more
     if share < limit or letters < MIN_LATIN_LETTERS:
         return None
-    if english_cue(instruction, inp, answer=output):
+    code = looks_like_code(output)
+    code_ish = code_like(output, code)
+    if english_cue(instruction, inp, code_answer=code_ish):
         return None
-    if looks_like_code(output) and (ABOUT_CODE.search(instruction + "\n" + inp) or looks_like_code(inp)):
+    if code and (ABOUT_CODE.search(instruction + "\n" + inp) or looks_like_code(inp)):
         return None  # code for a task about code (code for a question about health is another row's answer)
-    if about_latin(instruction, inp, answer=output) and len(LATIN_WORD.findall(output)) <= MAX_NAME_WORDS:
+    if about_latin(instruction, inp, code_answer=code_ish) and len(LATIN_WORD.findall(output)) <= MAX_NAME_WORDS:
         return None  # asked for a name, a title, a unit: a short Latin answer is fine
     material, material_letters = latin_share(instruction + "\n" + inp)
     if material_letters >= MIN_LATIN_LETTERS and material >= limit / 2:
