@@ -237,3 +237,31 @@ def test_legacy_encoded_alpaca_file_reads_the_same_rows(tmp_path, encoding):
     assert file_encoding(tmp_path / "legacy.json") == encoding
     assert file_encoding(tmp_path / "utf8.json") == "utf-8"
     assert read("legacy.json") == read("utf8.json")
+
+
+def test_the_fast_code_and_latin_checks_answer_what_the_patterns_do_on_every_sample_field():
+    import re
+
+    from pipeline.text.instruct import CODE_MARKERS, latin_letters, looks_like_code
+
+    texts = []
+    for path in sorted(SAMPLES.rglob("*.json*")):
+        raw = path.read_text(encoding="utf-8", errors="replace")
+        lines = path.suffix == ".jsonl" or path.name.startswith("arxiv-metadata")  # the snapshot is JSON lines
+        docs = [json.loads(x) for x in raw.splitlines() if x.strip()] if lines else [json.loads(raw)]
+        stack = docs
+        while stack:
+            x = stack.pop()
+            if isinstance(x, str):
+                texts.append(x)
+            elif isinstance(x, dict):
+                stack += list(x.values())
+            elif isinstance(x, list):
+                stack += x
+    texts += ["x = f(1)", "print 'a'", "\\frac{1}{2}", "$x$", "if a:\n  b", "a;\n", "<br>", "SELECT *", "==", "a => b"]
+    # calls: an identifier that starts with a letter or _, printable ASCII up to the ")"
+    texts += ["1(x)", "12a(x)", "a1(", "a1()", "x (y)", "_()", "(a)", "ab(\u3042)", "ab(c)\u3042", "aé(x)", "f(\n)"]
+    code = [bool(CODE_MARKERS.search(t)) for t in texts]
+    assert [looks_like_code(t) for t in texts] == code
+    assert (sum(code), len(texts)) == (241, 12489)  # both answers, many times
+    assert [latin_letters(t) for t in texts] == [sum(map(len, re.findall(r"[A-Za-z]+", t))) for t in texts]

@@ -115,8 +115,55 @@ def about_latin(*texts: str, code_answer: bool | None = None) -> bool:
     return any(m.group().lower() not in CODE_CUES for t in texts if t for m in ABOUT_LATIN.finditer(t))
 
 
+# CODE_MARKERS's alternatives one by one, each tried only where the characters it needs occur (the call
+# pattern alone, tried at every letter of an English essay, cost 50 us a row); ``looks_like_code`` answers
+# exactly what ``CODE_MARKERS.search`` does (tests/test_quality.py compares them on the samples)
+_LITERAL_MARKERS = ("```", "=>", "==")
+_KEYWORDS = ("def", "class", "import", "return", "print", "function", "var", "let", "const", "public", "private", "#include")
+_LATEX_WORDS = (
+    r"frac|sqrt|alpha|beta|gamma|delta|theta|lambda|sigma|mu|nu|pi|sum|int|times|cdot|leq|geq|neq|infty"
+    r"|mathrm|mathbf|text|textbf|textit|emph|begin|end|left|right|nonumber|label|cite|ref|newline|item"
+)
+_GATED = [  # (the strings one of which must occur, or None; the alternative)
+    (_KEYWORDS, rf"^\s*(?:{'|'.join(_KEYWORDS)})\b"),
+    ((":",), r"^\s*(?:for|if|while|elif|else)\b[^\n]*:\s*$"),
+    ((";", "{", "}"), r"[;{}]\s*$"),
+    (("SELECT",), r"\bSELECT\b"),
+    (("<",), r"</?[a-z][a-z0-9]*(?:\s[^>]*)?>"),
+    (("\\",), r"\\(?:[a-zA-Z]{2,}|[a-mo-qsu-zA-Z])[{\[]"),
+    (("$",), r"\$[^$\n]+\$"),
+    (("\\",), rf"\\(?:{_LATEX_WORDS})\b"),
+]
+_GATED = [(gate, re.compile(p, re.MULTILINE)) for gate, p in _GATED]
+# the call alternative, [A-Za-z_][A-Za-z0-9_]*\([\x20-\x7e]*\), is looked for from each "(" backwards: the
+# regex tried it at every letter of the text and backtracked through every word
+_IDENT = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_DIGITS = frozenset("0123456789")
+_PRINTABLE = re.compile(r"[\x20-\x7e]*")
+
+
+def _has_call(text: str) -> bool:
+    j = text.find("(")
+    while j != -1:
+        i = j
+        while i > 0 and text[i - 1] in _IDENT:
+            i -= 1
+        if any(c not in _DIGITS for c in text[i:j]):  # an identifier that starts with a letter or _
+            end = _PRINTABLE.match(text, j + 1).end()
+            if ")" in text[j + 1 : end]:
+                return True
+        j = text.find("(", j + 1)
+    return False
+
+
 def looks_like_code(text: str) -> bool:
-    return bool(text) and bool(CODE_MARKERS.search(text))
+    if not text:
+        return False
+    if any(m in text for m in _LITERAL_MARKERS):
+        return True
+    if any((gate is None or any(c in text for c in gate)) and pat.search(text) for gate, pat in _GATED):
+        return True
+    return "(" in text and _has_call(text)
 
 
 ABOUT_CODE = re.compile(
@@ -140,14 +187,19 @@ _JA_RUN = re.compile(r"[\u3041-\u309f\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf9
 QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|「[^」\n]*」|『[^』\n]*』|'[^'\n]{2,}'")
 
 
+# every byte but the ASCII letters: deleting them with bytes.translate leaves the letters to count
+_NOT_LETTERS = bytes(b for b in range(256) if not (65 <= b <= 90 or 97 <= b <= 122))
+
+
 def latin_letters(text: str) -> int:
-    return sum(map(len, _LATIN_RUN.findall(text)))
+    """The ASCII letters in ``text`` (what ``[A-Za-z]+`` runs cover), counted in C: no list of runs."""
+    return len(text.encode("ascii", "ignore").translate(None, _NOT_LETTERS))
 
 
 def latin_share(text: str) -> tuple[float, int]:
     """(Latin letters / (Latin + Japanese letters), Latin letters); digits, punctuation and spaces do not
     count. (0.0, 0) for a text with neither."""
-    latin = sum(map(len, _LATIN_RUN.findall(text)))
+    latin = latin_letters(text)
     if not latin:
         return 0.0, 0
     ja = sum(map(len, _JA_RUN.findall(text)))
