@@ -120,7 +120,11 @@ def to_json(obj: Any) -> str:
     """Compact, key-sorted JSON; text as it is, except lone surrogates (which no UTF-8 file can hold),
     which make the whole string ASCII with \\u escapes."""
     text = json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    if _LONE_SURROGATE.search(text):
+    if text.isascii():  # O(1) in CPython
+        return text
+    try:
+        text.encode("utf-8")  # fails exactly on a surrogate code point, in C (the regex scan cost more)
+    except UnicodeEncodeError:
         return json.dumps(obj, ensure_ascii=True, sort_keys=True, separators=(",", ":"))
     return text
 

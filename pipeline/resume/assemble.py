@@ -17,7 +17,6 @@ PART_ROWS rows, twice while it is sorted) and one row group per unit being read.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 
@@ -184,11 +183,11 @@ def duplicate_rejects(dups: pa.Table, gone: Dropped) -> pa.Table:
     originals = dups.column(ORIGINAL).to_pylist() if ORIGINAL in dups.column_names else [None] * n
     own, records = None, []
     for i, o in enumerate(originals):
-        record = json.loads(o) if o is not None else None
-        if not record:  # no original fields: the row's own (what reject() falls back to)
-            own = dups.select(fields).to_pylist() if own is None else own
-            record = own[i]
-        records.append(to_json(record))
+        if o is not None and o != "{}":  # stored as to_json made it: the record itself
+            records.append(o)
+            continue
+        own = dups.select(fields).to_pylist() if own is None else own  # no original fields: the row's own
+        records.append(to_json(own[i]))
     columns = {name: dups.column(name) for name in LINEAGE_NAMES}
     columns.update(
         stage=pa.array(["dedup"] * n, pa.string()),

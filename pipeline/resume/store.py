@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections import OrderedDict
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -25,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.records import ORIGINAL, Row, table_of
+from pipeline.records import ORIGINAL, Row, table_of, to_json
 from schemas.columns import TABLE_SCHEMAS
 
 _PACKAGES = ("pipeline", "schemas")
@@ -69,7 +70,7 @@ def _to_arrow(rows: list[Row], schema: pa.Schema) -> pa.Table:
         if extra:  # a row this store cannot give back unchanged: a bug, never silently dropped
             raise ValueError(f"row {r.get('id')}: columns {sorted(extra)} are not in the unit schema")
         if r.get(ORIGINAL) is not None:
-            r = {**r, ORIGINAL: json.dumps(r[ORIGINAL], ensure_ascii=False, sort_keys=True)}
+            r = {**r, ORIGINAL: to_json(r[ORIGINAL])}  # the record a reject keeps, as it will keep it
         out.append(r)
     return pa.Table.from_pylist(out, schema=schema)
 
@@ -100,9 +101,34 @@ def work_root(out_dir: Path) -> Path:
     return out_dir.parent / f".{out_dir.name}.work"
 
 
+_FOOTERS = 4096  # unit footers (Parquet metadata and id bounds per row group) a store keeps parsed
+
+
 class UnitStore:
     def __init__(self, out_dir: Path):
         self.root = work_root(out_dir)
+        # path -> (metadata, (min, max) id per row group or None) for id_range, parsed once; units never
+        # change under their key, so an entry stays right while its unit exists
+        self._footers: OrderedDict[Path, tuple[pq.FileMetaData, list[tuple[str, str] | None]] | None] = OrderedDict()
+
+    def _footer(self, path: Path):
+        """The parsed footer of a unit file (None when there is no such file), kept in a small LRU."""
+        if path in self._footers:
+            self._footers.move_to_end(path)
+            return self._footers[path]
+        entry = None
+        if path.is_file():
+            md = pq.ParquetFile(path).metadata
+            col = md.schema.to_arrow_schema().get_field_index("id")
+            bounds = []
+            for g in range(md.num_row_groups):
+                st = md.row_group(g).column(col).statistics
+                bounds.append((st.min, st.max) if st is not None and st.has_min_max else None)
+            entry = (md, bounds)
+        self._footers[path] = entry
+        if len(self._footers) > _FOOTERS:
+            self._footers.popitem(last=False)
+        return entry
 
     def scratch(self) -> Path:
         """A folder for a unit's temporary files (near dedup's spilled signatures), inside the store so
@@ -165,7 +191,9 @@ class UnitStore:
         tmp.mkdir(parents=True)
         for name, table in tables.items():
             path = tmp / f"{name}.parquet"
-            pq.write_table(table, path, compression="zstd", row_group_size=UNIT_ROW_GROUP)
+            stats = ["id"] if "id" in table.column_names else False  # the writer's id ranges need only these;
+            # min/max of every text column made each footer ~65 KB, parsed again at every range read
+            pq.write_table(table, path, compression="zstd", row_group_size=UNIT_ROW_GROUP, write_statistics=stats)
             _fsync(path)
         for name, array in (arrays or {}).items():
             np.save(tmp / f"{name}.npy", array)
@@ -184,28 +212,24 @@ class UnitStore:
         """The rows of one table of a unit (stored sorted by id) with lo <= id < hi (None: open end),
         in id order; only the row groups whose id statistics overlap the range are read."""
         path = self.unit_path(stage, key) / f"{name}.parquet"
-        if not path.is_file():
+        footer = self._footer(path)
+        if footer is None:
             return None
-        f = pq.ParquetFile(path)
-        col = f.schema_arrow.get_field_index("id")
-        groups = []
-        for g in range(f.metadata.num_row_groups):
-            st = f.metadata.row_group(g).column(col).statistics
-            if st is None or not st.has_min_max:  # an empty group, or no statistics: read it to be safe
-                groups.append(g)
-            elif (hi is None or st.min < hi) and (lo is None or st.max >= lo):
-                groups.append(g)
+        md, bounds = footer
+        groups = [
+            g
+            for g, b in enumerate(bounds)  # no statistics (an empty group): read it to be safe
+            if b is None or ((hi is None or b[0] < hi) and (lo is None or b[1] >= lo))
+        ]
+        schema = md.schema.to_arrow_schema()
         if not groups:
-            return f.schema_arrow.empty_table().select(columns) if columns else f.schema_arrow.empty_table()
-        t = f.read_row_groups(groups, columns=columns)
+            return schema.empty_table().select(columns) if columns else schema.empty_table()
+        t = pq.ParquetFile(path, metadata=md).read_row_groups(groups, columns=columns)
+        # the rows are sorted by id: the range is one slice of them
         ids = t.column("id")
-        mask = None
-        if lo is not None:
-            mask = pc.greater_equal(ids, lo)
-        if hi is not None:
-            below = pc.less(ids, hi)
-            mask = below if mask is None else pc.and_(mask, below)
-        return t if mask is None else t.filter(mask)
+        start = 0 if lo is None else pc.sum(pc.less(ids, lo)).as_py() or 0
+        stop = t.num_rows if hi is None else pc.sum(pc.less(ids, hi)).as_py() or 0
+        return t.slice(start, stop - start)
 
     def table(self, stage: str, key: str, name: str, columns: list[str] | None = None) -> pa.Table | None:
         """One table of a unit as Arrow (None when the unit has no such table)."""
