@@ -149,6 +149,7 @@ def output_rows(
     """The kept rows of ``table`` across all units, minus the duplicates, in id order: one Arrow table per
     id range (each range read from every unit, its duplicates dropped and its rows sorted at once)."""
     schema = TABLE_SCHEMAS[table]
+    work.drop_cached_groups()
     for lo, hi in id_ranges(total, nbytes):
         t = _range(work, clean_keys, table, lo, hi, list(schema.names))  # not the originals: rows only
         if t is None:
@@ -206,6 +207,7 @@ def output_rejects(
     range; a duplicate becomes a reject from its unit's row (the record it keeps is the cleaned row's
     original fields)."""
     schema = TABLE_SCHEMAS["rejects"]
+    work.drop_cached_groups()
     for lo, hi in id_ranges(total, nbytes):
         parts = []
         t = _range(work, clean_keys, "rejects", lo, hi)

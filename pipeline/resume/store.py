@@ -102,6 +102,10 @@ def work_root(out_dir: Path) -> Path:
 
 
 _FOOTERS = 4096  # unit footers (Parquet metadata and id bounds per row group) a store keeps parsed
+# The writer's id ranges run in order and are finer than a unit's row groups (at 1M documents ~113 rows of a
+# unit per range, 512-row groups), so a range starts in the group the range before ended in: the last group
+# id_range decoded from each unit file is kept, up to this many bytes in all (beyond, groups are decoded again)
+LAST_GROUP_BYTES = 128 << 20
 
 
 class UnitStore:
@@ -110,6 +114,21 @@ class UnitStore:
         # path -> (metadata, (min, max) id per row group or None) for id_range, parsed once; units never
         # change under their key, so an entry stays right while its unit exists
         self._footers: OrderedDict[Path, tuple[pq.FileMetaData, list[tuple[str, str] | None]] | None] = OrderedDict()
+        self._last: dict[tuple, tuple[int, pa.Table]] = {}  # (path, columns) -> (group, its rows)
+        self._last_bytes = 0
+
+    def drop_cached_groups(self) -> None:
+        """Forget the groups id_range kept (a pass over one table is done)."""
+        self._last.clear()
+        self._last_bytes = 0
+
+    def _keep_last(self, key: tuple, group: int, t: pa.Table) -> None:
+        old = self._last.pop(key, None)
+        if old is not None:
+            self._last_bytes -= old[1].nbytes
+        if self._last_bytes + t.nbytes <= LAST_GROUP_BYTES:
+            self._last[key] = (group, t)
+            self._last_bytes += t.nbytes
 
     def _footer(self, path: Path):
         """The parsed footer of a unit file (None when there is no such file), kept in a small LRU."""
@@ -224,12 +243,26 @@ class UnitStore:
         schema = md.schema.to_arrow_schema()
         if not groups:
             return schema.empty_table().select(columns) if columns else schema.empty_table()
-        t = pq.ParquetFile(path, metadata=md).read_row_groups(groups, columns=columns)
-        # the rows are sorted by id: the range is one slice of them
+        key = (path, None if columns is None else tuple(columns))
+        last = self._last.get(key)
+        parts = []
+        if last is not None and last[0] == groups[0]:  # where the range before ended
+            parts.append(last[1])
+            groups = groups[1:]
+        if groups:
+            f = pq.ParquetFile(path, metadata=md)
+            if len(groups) > 1:
+                parts.append(f.read_row_groups(groups[:-1], columns=columns))
+            tail = f.read_row_group(groups[-1], columns=columns)
+            parts.append(tail)
+            self._keep_last(key, groups[-1], tail)
+        t = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+        # the rows are sorted by id: the range is one run of them, copied out (a slice would keep every
+        # decoded group alive while the range is assembled from all units: memory would grow with units)
         ids = t.column("id")
         start = 0 if lo is None else pc.sum(pc.less(ids, lo)).as_py() or 0
         stop = t.num_rows if hi is None else pc.sum(pc.less(ids, hi)).as_py() or 0
-        return t.slice(start, stop - start)
+        return t.take(pa.array(np.arange(start, stop, dtype=np.int64)))
 
     def table(self, stage: str, key: str, name: str, columns: list[str] | None = None) -> pa.Table | None:
         """One table of a unit as Arrow (None when the unit has no such table)."""
