@@ -105,7 +105,7 @@ _FOOTERS = 4096  # unit footers (Parquet metadata and id bounds per row group) a
 # The writer's id ranges run in order and are finer than a unit's row groups (at 1M documents ~113 rows of a
 # unit per range, 512-row groups), so a range starts in the group the range before ended in: the last group
 # id_range decoded from each unit file is kept, up to this many bytes in all (beyond, groups are decoded again)
-LAST_GROUP_BYTES = 128 << 20
+LAST_GROUP_BYTES = 64 << 20
 
 
 class UnitStore:
