@@ -100,6 +100,20 @@ def test_translation_artifact_english_material_is_mostly_latin_not_a_name_in_jap
     assert reason(virgin) == "translation_artifact"  # Japanese material naming an airline in Latin letters
 
 
+def test_translation_artifact_short_english_is_worded_english_not_a_name():
+    # an English instruction left over a Japanese answer, even a short one or an answer in Han only
+    assert reason({"instruction": "What is a kite?", "output": "辺が4と3の三角形の斜辺は5である。"}) == "translation_artifact"
+    assert reason({"instruction": DOLLY[79]["instruction"], "output": "人間、動物、植物、菌類、細菌。"}) == "translation_artifact"
+    assert reason({"instruction": "NumPy", "output": "Pythonの数値計算ライブラリです。"}) is None  # a name, no English words
+    assert reason({"instruction": "What is the Chinese word for water?", "output": "水"}) is None
+    # a short answer worded in English, not a name
+    assert reason({"instruction": "就職面接のロールプレイングシナリオを作成する", "output": EN[104]["output"]}) == "translation_artifact"
+    assert reason({"instruction": "日本で一番大きな都市は?", "output": "Tokyo"}) is None
+    # material naming products in Latin letters is not English material: an English answer is another row's
+    assert reason({**JA[239], "output": EN[208]["output"]}) == "translation_artifact"  # Microsoft Word
+    assert reason({**JA[107], "output": EN[68]["output"]}) == "translation_artifact"  # iPhone 12 Pro Max
+
+
 def test_translation_artifact_a_word_task_broken_by_translation():
     broken = {"instruction": "「Fortitude」の対義語を答えてください。", "output": "粘り強さ"}  # a synonym, in Japanese
     assert reason(broken) == "translation_artifact"
