@@ -104,6 +104,9 @@ def test_translation_artifact_short_english_is_worded_english_not_a_name():
     # an English instruction left over a Japanese answer, even a short one or an answer in Han only
     assert reason({"instruction": "What is a kite?", "output": "辺が4と3の三角形の斜辺は5である。"}) == "translation_artifact"
     assert reason({"instruction": DOLLY[79]["instruction"], "output": "人間、動物、植物、菌類、細菌。"}) == "translation_artifact"
+    dates = next(r for r in DOLLY if r["instruction"].endswith("in the format {Date} - {Description}"))
+    assert reason({"instruction": dates["instruction"], "output": "1813年11月16日 - 誕生"}) == "translation_artifact"
+    assert reason({"instruction": "SELECT name FROM users WHERE id = 1;", "output": "IDが1の名前を取得します。"}) is None
     assert reason({"instruction": "NumPy", "output": "Pythonの数値計算ライブラリです。"}) is None  # a name, no English words
     assert reason({"instruction": "What is the Chinese word for water?", "output": "水"}) is None
     # a short answer worded in English, not a name

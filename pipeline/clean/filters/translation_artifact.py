@@ -49,6 +49,14 @@ def english_enough(letters: int, text: str) -> bool:
     return letters >= MIN_LATIN_LETTERS or (letters > 0 and english_words(text) >= MIN_ENGLISH_HITS)
 
 
+def english_prose(text: str) -> bool:
+    """English sentences, whatever code they hold ("…list them in the format {Date} - {Description}"): five
+    frequent English words at least, a third of the words."""
+    words = WORD.findall(text.lower())
+    hits = sum(1 for w in words if w in EN_WORDS)
+    return hits >= 5 and hits * 3 >= len(words)
+
+
 def japanese_side(text: str, limit: float) -> bool:
     """``text`` is in Japanese: kana, or Han characters outweighing its Latin letters ("人間、動物、植物")."""
     return bool(KANA.search(text)) or (bool(HAN.search(text)) and latin_share(text)[0] < limit)
@@ -64,7 +72,7 @@ def check(row: Row, ctx) -> tuple[str, str] | None:
     if ja or (japanese_side(output, limit) and not ABOUT_JAPANESE.search(instruction)):
         bare = QUOTED.sub("", instruction)  # quoted material may be English
         share, letters = latin_share(bare)
-        if share >= limit and english_enough(letters, bare) and not looks_like_code(instruction):
+        if share >= limit and english_enough(letters, bare) and (english_prose(bare) or not looks_like_code(instruction)):
             return "translation_artifact", f"instruction untranslated: Latin share {share:.2f} of letters"
     if not (ja or KANA.search(instruction)):
         return None  # an English row: the rest judges Japanese instructions only
