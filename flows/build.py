@@ -24,7 +24,7 @@ from pipeline.errors import PipelineError
 from pipeline.processes import memory_released
 from pipeline.resume.assemble import build_rows, dropped
 from pipeline.resume.store import UnitStore, unit_key
-from pipeline.resume.units import clean_file, exact_bucket, exact_keys, near_unit, sig_unit
+from pipeline.resume.units import clean_file, exact_bucket, exact_keys, near_unit, sig_key, sig_unit
 from pipeline.sink.outdir import check_build_output, output_lock
 from pipeline.sink.output import write_build
 from pipeline.sink.parquet import atomic_write_text
@@ -177,9 +177,14 @@ def _build(recipe: Recipe, out: Path, fresh: bool, log) -> dict:
         )
         sigs = []
         if recipe.dedup.near is not False:
-            sigs = _results(
-                runner, sig_task, [{**base, "clean_key": k} for k in clean_keys], "signatures", "units", log
-            )
+            # clean_file signed the units it cleaned; the rest (found finished) are signed here, or found so
+            signed = {k for info in infos for k in info["signed"]}
+            sigs = [(sig_key(recipe, k), False) for k in clean_keys if k in signed]
+            unsigned = [k for k in clean_keys if k not in signed]
+            if unsigned:
+                sigs += _results(
+                    runner, sig_task, [{**base, "clean_key": k} for k in unsigned], "signatures", "units", log
+                )
         near = _result(runner.submit(near_task, {**base, "clean_keys": clean_keys}), "near dedup")
         log.info(
             "dedup: %d exact buckets, %d signature units, near %s",

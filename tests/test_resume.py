@@ -62,7 +62,7 @@ POINTS = [
     ("read:400", "read"),  # 400th record read
     ("clean:700", "filter"),  # 700th row through the filters
     ("exact-done:3", "dedup"),  # the 3rd exact-dedup bucket computed, not yet saved
-    ("sig-done:5", "dedup"),  # the 5th unit's signatures computed, not yet saved
+    ("sig-done:5", "filter"),  # the 5th unit's signatures (computed as its file is cleaned) not yet saved
     ("near-band:7", "dedup"),  # near dedup, in the 7th LSH band
     ("write-tmp:3", "write"),  # 3rd atomic write (resume key, shard 1, shard 2) done but not renamed
     ("write-shard:5", "write"),  # after the 5th shard

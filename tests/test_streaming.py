@@ -3,12 +3,14 @@ same bytes however the rows arrive), write ranges sized by bytes, the duplicate 
 signature batches cut by characters (same signatures)."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import samples_copy
 
 from pipeline.dedup.near import Doc, NearDupSettings, doc_batches, near_duplicates, signatures_for
 from pipeline.records import chat_row, lineage, text_row
@@ -219,3 +221,79 @@ def test_a_json_array_that_breaks_is_the_error_json_loads_gives(tmp_path, monkey
         for x in iter_document_elements(path):
             got.append(x)
     assert got == [{"a": 1}, {"b": 2}, {"c": 3}, {"d": 4}]
+
+
+def test_signatures_computed_while_cleaning_equal_those_read_back_from_the_unit(tmp_path):
+    """clean_file signs the units it cleans from the rows in memory; sig_unit signs a unit read back from
+    disk (a unit found finished): the same array, for every table (instruct, chat, text)."""
+    from pipeline.resume.store import UnitStore
+    from pipeline.resume.units import clean_file, sig_key, sig_unit
+    from pipeline.sources import expand
+    from schemas.recipe import load_recipe
+    sources = [
+        {"name": "ja", "kind": "alpaca", "path": "../samples/japanese_alpaca/*.json", "license": "cc-by-nc-4.0"},
+        {"name": "chat", "kind": "sharegpt", "path": "../samples/sharegpt/*.json", "license": "apache-2.0"},
+        {"name": "wiki", "kind": "redpajama", "path": "../samples/redpajama_format/wikipedia_sample.jsonl", "license": "cc-by-sa-3.0"},
+    ]
+    recipe = load_recipe(samples_copy(tmp_path, sources=sources, license_policy=None, runtime={"unit_records": 40}))
+    work = UnitStore(tmp_path / "out")
+    tables = set()
+    for spec in recipe.sources:
+        for f in expand(recipe, spec):
+            info = clean_file(work, recipe, spec.name, f)
+            assert info["signed"] == info["units"]  # every unit cleaned here was signed here
+            for key in info["units"]:
+                path = work.unit_path("sig", sig_key(recipe, key)) / "sig.npy"
+                fused = np.load(path)
+                tables.update(t for t in ("instruct", "chat", "text") if work.table("clean", key, t) is not None)
+                shutil.rmtree(path.parent)  # as if a kill came between the clean unit's save and this one
+                assert sig_unit(work, recipe, key) == (sig_key(recipe, key), False)
+                assert np.array_equal(np.load(path), fused), (f.rel, key)
+    assert tables == {"instruct", "chat", "text"}
+
+
+def test_duplicate_rejects_spilled_by_the_kept_pass_equal_those_read_again(tmp_path, monkeypatch):
+    """output_rows makes the duplicates' rejects from the range it read (DuplicateSpill) and output_rejects
+    reads them back by id range: the same rejects, in the same order, as reading every unit again; the
+    kept pass in 13 ranges of several duplicate batches each, the rejects pass in 20 ranges cut elsewhere."""
+    from pipeline.clean.filters import FilterContext
+    from pipeline.clean.stage import CleanStage
+    from pipeline.resume.store import UnitStore
+    from pipeline.sources import SourceFile, read_file
+    from schemas.recipe import SourceSpec
+
+    monkeypatch.setattr(assemble, "PART_ROWS", 40)
+    monkeypatch.setattr(assemble, "_DUP_BATCH", 7)
+    work = UnitStore(tmp_path / "out")
+    keys, ids = [], []
+    for kind, rel in [
+        ("alpaca", "japanese_alpaca/alpaca_data_ja.sample.json"),
+        ("sharegpt", "sharegpt/fastchat_dummy_conversation.sample.json"),
+        ("redpajama", "redpajama_format/wikipedia_sample.jsonl"),
+    ]:
+        path = ROOT / "data/samples" / rel
+        spec = SourceSpec(name=kind, kind=kind, path=rel, license="cc-by-4.0")
+        rows = list(CleanStage(FilterContext())(read_file(SourceFile(kind, path, path.name, rel), spec, ROOT)))
+        for half in (rows[::2], rows[1::2]):  # two units a file: a range is read from every unit
+            keys.append(f"u{len(keys)}")
+            work.save("clean", keys[-1], half, {"key": keys[-1]})
+        ids += [r["id"] for r in rows if "reason" not in r]
+    dup = np.array(sorted(ids)[::3], "S32")  # every third kept row a duplicate, near and exact by turns
+    near = np.arange(len(dup)) % 2 == 0
+    gone = Dropped(dup, np.roll(dup, 1), np.where(near, 0.9, np.nan), near)
+
+    def rejects(spill):
+        kept = {}
+        for table in ("instruct", "text", "chat"):
+            parts = list(assemble.output_rows(work, keys, table, gone, 500, 0, spill))  # 13 ranges
+            kept[table] = pa.concat_tables(parts).to_pylist()
+        out = list(assemble.output_rejects(work, keys, gone, 777, 0, spill))  # 20 ranges, cut elsewhere
+        return kept, pa.concat_tables(out).to_pylist()
+
+    spill = assemble.DuplicateSpill(work)
+    kept_a, rejects_a = rejects(spill)
+    kept_b, rejects_b = rejects(None)
+    assert kept_a == kept_b and rejects_a == rejects_b
+    assert sum(r["stage"] == "dedup" for r in rejects_a) == len(dup)
+    assert [r["id"] for r in rejects_a] == sorted(r["id"] for r in rejects_a)
+    assert not list(work.scratch().iterdir())  # the spill files are gone once the rejects are read

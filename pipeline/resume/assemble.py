@@ -7,7 +7,7 @@
   uniform hashes, so the id space is cut into ranges of about PART_ROWS rows; each range is read from
   every unit (units are sorted by id, so row-group statistics skip the rest) and sorted at once in Arrow;
   duplicates become rejects here, from their unit's row (the record they keep is the cleaned row's
-  original fields, as before);
+  original fields, as before), made while the kept rows are read and spilled (``DuplicateSpill``);
 - ``split_counts``: rows per split of a table, from the id column alone (the writer must know how
   many shards there will be before it writes the first).
 
@@ -17,8 +17,10 @@ PART_ROWS rows, twice while it is sorted) and one row group per unit being read.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -143,24 +145,84 @@ def unit_bytes(work: UnitStore, clean_keys: list[str], table: str, columns: list
     return n
 
 
+class DuplicateSpill:
+    """The duplicates' rejects, made by :func:`output_rows` from the range it has just read (so that
+    :func:`output_rejects` need not read every data table of every unit a second time), spilled to one
+    Parquet file per table in the store's scratch folder: written in id order, a row group per range, with
+    id statistics, so that any id range of them is read like a unit's. A table not spilled whole (its kept
+    rows not read to the end) is read the old way. Disk: the duplicates' rejects, once."""
+
+    def __init__(self, work: UnitStore):
+        self.work = work
+        self.done: set[str] = set()
+        self._paths: dict[str, Path] = {}
+        self._writers: dict[str, pq.ParquetWriter] = {}
+
+    def add(self, table: str, rejects: pa.Table) -> None:
+        if not rejects.num_rows:
+            return
+        if table not in self._writers:
+            path = self.work.scratch() / f"dups-{os.getpid()}-{id(self):x}-{table}.parquet"
+            self._paths[table] = path
+            self._writers[table] = pq.ParquetWriter(
+                path, TABLE_SCHEMAS["rejects"], compression="lz4", write_statistics=["id"]
+            )
+        self._writers[table].write_table(rejects, row_group_size=1 << 30)  # given in id order
+
+    def finish(self, table: str) -> None:
+        if table in self._writers:
+            self._writers.pop(table).close()
+        self.done.add(table)
+
+    def id_range(self, table: str, lo: str | None, hi: str | None) -> pa.Table | None:
+        path = self._paths.get(table)
+        return None if path is None else self.work.file_id_range(path, lo, hi)
+
+    def close(self) -> None:
+        for w in self._writers.values():
+            w.close()
+        self._writers.clear()
+        for path in self._paths.values():
+            path.unlink(missing_ok=True)
+        self._paths.clear()
+        self.done.clear()
+
+
 def output_rows(
-    work: UnitStore, clean_keys: list[str], table: str, gone: Dropped, total: int, nbytes: int = 0
+    work: UnitStore,
+    clean_keys: list[str],
+    table: str,
+    gone: Dropped,
+    total: int,
+    nbytes: int = 0,
+    spill: DuplicateSpill | None = None,
 ) -> Iterator[pa.Table]:
     """The kept rows of ``table`` across all units, minus the duplicates, in id order: one Arrow table per
-    id range (each range read from every unit, its duplicates dropped and its rows sorted at once)."""
+    id range (each range read from every unit, its duplicates dropped and its rows sorted at once); with
+    ``spill``, the duplicates' rejects are made from the same read (their original fields read with it)."""
     schema = TABLE_SCHEMAS[table]
+    columns = [*schema.names, ORIGINAL] if spill is not None else list(schema.names)
     work.drop_cached_groups()
     for lo, hi in id_ranges(total, nbytes):
-        t = _range(work, clean_keys, table, lo, hi, list(schema.names))  # not the originals: rows only
+        t = _range(work, clean_keys, table, lo, hi, columns)
         if t is None:
             continue
         ids = gone.ids_between(lo, hi)
         if len(ids):
-            t = t.filter(pc.invert(pc.is_in(t.column("id"), value_set=ids)))
+            dup = pc.is_in(t.column("id"), value_set=ids)
+            if spill is not None:
+                dups = t.filter(dup)
+                dups = dups.take(pc.sort_indices(dups, [("id", "ascending")]))  # the spill file is in id order
+                for at in range(0, dups.num_rows, _DUP_BATCH):
+                    spill.add(table, duplicate_rejects(dups.slice(at, _DUP_BATCH), gone))
+                del dups
+            t = t.filter(pc.invert(dup))
         if t.num_rows:
             yield _sorted([t], schema)
         del t
         release_memory()  # freed ranges back to the system, so the peak is one range, not the heap's
+    if spill is not None:
+        spill.finish(table)
 
 
 def _duplicate(row: Row, found: tuple[str, str, float | None]) -> Row:
@@ -201,11 +263,21 @@ def duplicate_rejects(dups: pa.Table, gone: Dropped) -> pa.Table:
 
 
 def output_rejects(
-    work: UnitStore, clean_keys: list[str], gone: Dropped, total: int, nbytes: int = 0
+    work: UnitStore, clean_keys: list[str], gone: Dropped, total: int, nbytes: int = 0, spill: DuplicateSpill | None = None
 ) -> Iterator[pa.Table]:
     """Every reject of the build (parse, filter, licence, dedup), in id order, one Arrow table per id
     range; a duplicate becomes a reject from its unit's row (the record it keeps is the cleaned row's
-    original fields)."""
+    original fields), made by :func:`output_rows` when it spilled that table, else here."""
+    try:
+        yield from _output_rejects(work, clean_keys, gone, total, nbytes, spill)
+    finally:
+        if spill is not None:
+            spill.close()
+
+
+def _output_rejects(
+    work: UnitStore, clean_keys: list[str], gone: Dropped, total: int, nbytes: int, spill: DuplicateSpill | None
+) -> Iterator[pa.Table]:
     schema = TABLE_SCHEMAS["rejects"]
     work.drop_cached_groups()
     for lo, hi in id_ranges(total, nbytes):
@@ -215,6 +287,11 @@ def output_rejects(
             parts.append(t)
         ids = gone.ids_between(lo, hi)
         for table in DATA_TABLES if len(ids) else ():
+            if spill is not None and table in spill.done:
+                t = spill.id_range(table, lo, hi)
+                if t is not None and t.num_rows:
+                    parts.append(t)
+                continue
             t = _range(work, clean_keys, table, lo, hi)
             if t is None:
                 continue
@@ -256,12 +333,13 @@ def build_rows(work: UnitStore, clean_keys: list[str], gone: Dropped, validation
     # bytes: the ranges of long documents hold fewer rows (a duplicate's reject holds its row and original)
     nbytes = {t: unit_bytes(work, clean_keys, t, list(TABLE_SCHEMAS[t].names)) for t in DATA_TABLES}
     reject_bytes = unit_bytes(work, clean_keys, "rejects") + (sum(unit_bytes(work, clean_keys, t) for t in DATA_TABLES) if len(gone) else 0)
+    spill = DuplicateSpill(work)  # the kept pass makes the duplicates' rejects; the rejects pass reads them
     return BuildRows(
         kept={
-            t: (lambda t=t: output_rows(work, clean_keys, t, gone, sum(splits[t].values()), nbytes[t]))
+            t: (lambda t=t: output_rows(work, clean_keys, t, gone, sum(splits[t].values()), nbytes[t], spill))
             for t in DATA_TABLES
         },
         split_counts=splits,
-        rejects=lambda: output_rejects(work, clean_keys, gone, rejects, reject_bytes),
+        rejects=lambda: output_rejects(work, clean_keys, gone, rejects, reject_bytes, spill),
         reject_count=rejects,
     )

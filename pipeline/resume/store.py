@@ -230,7 +230,12 @@ class UnitStore:
     ) -> pa.Table | None:
         """The rows of one table of a unit (stored sorted by id) with lo <= id < hi (None: open end),
         in id order; only the row groups whose id statistics overlap the range are read."""
-        path = self.unit_path(stage, key) / f"{name}.parquet"
+        return self.file_id_range(self.unit_path(stage, key) / f"{name}.parquet", lo, hi, columns)
+
+    def file_id_range(
+        self, path: Path, lo: str | None, hi: str | None, columns: list[str] | None = None
+    ) -> pa.Table | None:
+        """:meth:`id_range` of any Parquet file sorted by id with id statistics (None when it is missing)."""
         footer = self._footer(path)
         if footer is None:
             return None

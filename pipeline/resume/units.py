@@ -4,7 +4,9 @@
   records (the stage that runs in parallel, a file per task, on the local runner or Dask workers);
 - ``exact_bucket``: exact dedup of one of ``runtime.buckets`` partitions (by the first byte of the
   dedup key), over the (id, source, key) columns every clean unit stores beside its rows;
-- ``sig_unit``: the MinHash signatures of one clean unit (per unit, on the workers);
+- ``sig_unit``: the MinHash signatures of one clean unit (per unit, on the workers); ``clean_file`` computes
+  them itself for the units it cleans (the rows are in memory then), so this reads a unit back only when its
+  signatures are missing (near dedup's settings changed, or a kill came between the two saves);
 - ``near_unit``: near dedup over the signature units minus the exact duplicates (one unit).
 
 The dedup units store only the duplicates they found (id, duplicate_of, similarity); rows stay in the
@@ -17,7 +19,7 @@ from __future__ import annotations
 import os
 import socket
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -76,6 +78,7 @@ def clean_file(work: UnitStore, recipe: Recipe, source: str, f: SourceFile) -> d
     size, limit = recipe.runtime.unit_records, recipe.runtime.unit_bytes
     stage = CleanStage.from_recipe(recipe)
     keys: list[str] = []
+    signed: list[str] = []  # the units whose signatures were computed here
     counts: Counter[str] = Counter()
     records = computed = rows_cleaned = 0
     batch: list[Row] = []
@@ -96,6 +99,10 @@ def clean_file(work: UnitStore, recipe: Recipe, source: str, f: SourceFile) -> d
         counts.update(done)
         info = {"key": key, "records": len(batch), "counts": dict(sorted(done.items()))}
         work.save("clean", key, cleaned, info, extra={"keys": _keys_table(cleaned)})
+        skey = sig_key(recipe, key)
+        if skey is not None and not work.has("sig", skey):  # near dedup's signatures, while the rows are here
+            _save_signatures(work, recipe, skey, kept_in_order(cleaned))
+            signed.append(key)
         computed += 1
         rows_cleaned += len(batch)
         del cleaned
@@ -125,6 +132,7 @@ def clean_file(work: UnitStore, recipe: Recipe, source: str, f: SourceFile) -> d
         },
         "counts": dict(sorted(counts.items())),
         "computed": computed,
+        "signed": signed,
         "rows_cleaned": rows_cleaned,
         "worker": f"{socket.gethostname()}:{os.getpid()}",
     }
@@ -236,15 +244,21 @@ def sig_unit(work: UnitStore, recipe: Recipe, clean_key: str) -> tuple[str, bool
     key = sig_key(recipe, clean_key)
     if work.has("sig", key):
         return key, True
+    _save_signatures(work, recipe, key, kept_rows(work, [clean_key]))
+    return key, False
+
+
+def _save_signatures(work: UnitStore, recipe: Recipe, key: str, rows: Iterable[Row]) -> None:
+    """The signatures of ``rows`` (a clean unit's kept rows in its key table's order: read back, or the rows
+    clean_file has just cleaned, which saves reading the unit again) as the sig unit ``key``."""
     s = settings_from(recipe.dedup.near)
     parts = [np.empty((0, s.num_perm), np.uint32)]
-    docs = (Doc(r["id"], record_text(r), r.get("lang")) for r in kept_rows(work, [clean_key]))
+    docs = (Doc(r["id"], record_text(r), r.get("lang")) for r in rows)
     for batch in doc_batches(docs, s.batch_size):
         parts.append(signatures_for(batch, s))
     sig = np.concatenate(parts)
     failpoint("sig-done")
     work.save_tables("sig", key, {}, {"key": key, "rows": len(sig)}, arrays={"sig": sig})
-    return key, False
 
 
 def near_key(recipe: Recipe, clean_keys: list[str]) -> str | None:

@@ -5,8 +5,10 @@ card and report, into a directory the caller gives (a StagingDir, pipeline/sink/
 from __future__ import annotations
 
 import json
+import queue
+import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +86,51 @@ class Tally:
         return counts
 
 
+PREFETCH = 1  # id ranges read ahead while one is written (0: none)
+
+
+def prefetched(items: Iterable, depth: int | None = None) -> Iterator:
+    """``items`` in order, the next ``depth`` of them made in a thread meanwhile: reading an id range from
+    the units (Parquet decode, filter, sort: Arrow, outside the GIL) overlaps with the statistics and the
+    Parquet encoding of the one before. An error in the thread is raised here, at its place in the order."""
+    depth = PREFETCH if depth is None else depth
+    if depth <= 0:
+        yield from items
+        return
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def run() -> None:
+        try:
+            for x in items:
+                while not stop.is_set():
+                    try:
+                        q.put((x, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((end, None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
+            q.put((end, e))
+
+    t = threading.Thread(target=run, name="write-prefetch", daemon=True)
+    t.start()
+    try:
+        while True:
+            x, err = q.get()
+            if x is end:
+                if err is not None:
+                    raise err
+                return
+            yield x
+    finally:
+        stop.set()
+        t.join()
+
+
 def write_build(
     out_dir: Path,
     recipe: Recipe,
@@ -111,7 +158,7 @@ def write_build(
             for split in ("train", "validation")
         }
         names = [c for c in STAT_COLUMNS if c in TABLE_SCHEMAS[table].names]
-        for chunk in rows.kept[table]():
+        for chunk in prefetched(rows.kept[table]()):
             splits = [split_of(i, recipe.split.validation, recipe.split.seed) for i in chunk.column("id").to_pylist()]
             for at in range(0, chunk.num_rows, STAT_BATCH):  # Python rows for the statistics, a batch at a time
                 part = chunk.slice(at, STAT_BATCH).select(names).to_pylist()
@@ -127,7 +174,7 @@ def write_build(
         for split in ("train", "validation"):
             shards += streams[split].close()
     rejects = ShardStream(out_dir, "rejects", "rejects", rows.reject_count, TABLE_SCHEMAS["rejects"], shard_rows, reuse)
-    for chunk in rows.rejects():
+    for chunk in prefetched(rows.rejects()):
         for row in chunk.select(["source", "stage", "reason", "duplicate_of", "detail", "record"]).to_pylist():
             tally.add_reject(row)
             stats.add_reject(row)
