@@ -297,3 +297,46 @@ def test_duplicate_rejects_spilled_by_the_kept_pass_equal_those_read_again(tmp_p
     assert sum(r["stage"] == "dedup" for r in rejects_a) == len(dup)
     assert [r["id"] for r in rejects_a] == sorted(r["id"] for r in rejects_a)
     assert not list(work.scratch().iterdir())  # the spill files are gone once the rejects are read
+
+
+def test_prefetched_keeps_order_raises_in_place_and_holds_at_most_two_ranges():
+    import threading
+
+    from pipeline.sink.output import prefetched
+
+    alive, peak, lock = [0], [0], threading.Lock()
+
+    class Item:  # counts the items alive at once (made and not yet freed)
+        def __init__(self, n):
+            self.n = n
+            with lock:
+                alive[0] += 1
+                peak[0] = max(peak[0], alive[0])
+
+        def __del__(self):
+            with lock:
+                alive[0] -= 1
+
+    def items():
+        for n in range(50):
+            yield Item(n)
+
+    got = []
+    for item in prefetched(items(), depth=1):
+        got.append(item.n)
+        del item
+    assert got == list(range(50)) and peak[0] <= 2 and alive[0] == 0
+
+    def broken():
+        yield from range(3)
+        raise ValueError("range 3 is broken")
+
+    seen = []
+    with pytest.raises(ValueError, match="range 3 is broken"):
+        for x in prefetched(broken()):
+            seen.append(x)
+    assert seen == [0, 1, 2]  # the items before the error, then the error at its place
+    gen = prefetched(iter(range(10**6)))
+    assert next(gen) == 0
+    gen.close()  # an early stop ends the thread: no item made past the two ahead
+    assert not [t for t in threading.enumerate() if t.name == "write-prefetch"]

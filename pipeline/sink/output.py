@@ -92,40 +92,46 @@ PREFETCH = 1  # id ranges read ahead while one is written (0: none)
 def prefetched(items: Iterable, depth: int | None = None) -> Iterator:
     """``items`` in order, the next ``depth`` of them made in a thread meanwhile: reading an id range from
     the units (Parquet decode, filter, sort: Arrow, outside the GIL) overlaps with the statistics and the
-    Parquet encoding of the one before. An error in the thread is raised here, at its place in the order."""
+    Parquet encoding of the one before. At most ``depth`` + 1 items are alive (the one given out and those
+    made ahead): the thread starts the next only when the one before the last given out is done with. An
+    error in the thread is raised here, at its place in the order; closing this early stops the thread."""
     depth = PREFETCH if depth is None else depth
     if depth <= 0:
         yield from items
         return
-    q: queue.Queue = queue.Queue(maxsize=depth)
+    made: queue.Queue = queue.Queue()
+    slots = threading.Semaphore(depth + 1)
     stop = threading.Event()
     end = object()
 
     def run() -> None:
         try:
-            for x in items:
-                while not stop.is_set():
-                    try:
-                        q.put((x, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+            it = iter(items)
+            while True:
+                while not slots.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
                 if stop.is_set():
                     return
-            q.put((end, None))
+                x = next(it, end)
+                made.put((x, None))
+                if x is end:
+                    return
         except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
-            q.put((end, e))
+            made.put((end, e))
 
     t = threading.Thread(target=run, name="write-prefetch", daemon=True)
     t.start()
     try:
         while True:
-            x, err = q.get()
+            x, err = made.get()
             if x is end:
                 if err is not None:
                     raise err
                 return
             yield x
+            del x
+            slots.release()  # the caller asks for the next: the one given out is done with
     finally:
         stop.set()
         t.join()
@@ -175,9 +181,13 @@ def write_build(
             shards += streams[split].close()
     rejects = ShardStream(out_dir, "rejects", "rejects", rows.reject_count, TABLE_SCHEMAS["rejects"], shard_rows, reuse)
     for chunk in prefetched(rows.rejects()):
-        for row in chunk.select(["source", "stage", "reason", "duplicate_of", "detail", "record"]).to_pylist():
+        # the statistics need the record only for the report's examples: it is fetched for those rows alone
+        # (a range of rejects' records as Python strings would be most of the write's memory)
+        records = chunk.column("record")
+        lean = chunk.select(["source", "stage", "reason", "duplicate_of", "detail"]).to_pylist()
+        for i, row in enumerate(lean):
             tally.add_reject(row)
-            stats.add_reject(row)
+            stats.add_reject(row, lambda i=i, records=records: records[i].as_py())
         rejects.add_table(chunk)
     shards += rejects.close()
     counts = tally.counts(recipe, read)

@@ -9,6 +9,7 @@ import json
 import math
 from array import array
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -202,7 +203,8 @@ class ReportStats:
                 part.tokens[key].append(n)
             part.pending = []
 
-    def add_reject(self, r: dict) -> None:
+    def add_reject(self, r: dict, record: Callable[[], str | None] | None = None) -> None:
+        """Count one reject; ``record`` gives its record when ``r`` has none (asked for the examples only)."""
         key = (r["stage"], r["reason"])
         self.rejects[key] += 1
         if r["stage"] != "dedup" and len(self.examples[key]) < 2:
@@ -210,7 +212,7 @@ class ReportStats:
                 {
                     "source": r["source"],
                     "detail": _printable(r.get("detail") or ""),
-                    "record": _record_snippet(r.get("record")),
+                    "record": _record_snippet(r.get("record") if record is None else record()),
                 }
             )
         if r["reason"] == "duplicate_near":
