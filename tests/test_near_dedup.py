@@ -105,3 +105,72 @@ def test_vectorised_signature_text_rule_equals_the_python_one(planted):
     assert (
         char_signatures(raw, 5, 64, 3) == char_signatures([signature_text(t) for t in raw], 5, 64, 3)
     ).all()
+
+
+@pytest.mark.parametrize("run_rows, threshold", [(65_536, 0.8), (5, 0.8), (65_536, 0.5), (7, 0.5)])
+def test_batched_clustering_equals_one_comparison_at_a_time(planted, tmp_path, monkeypatch, run_rows, threshold):
+    """cluster_arrays gathers each band's candidates' signatures at once (from unit files, mapped one at a
+    time) and compares a head with its whole star at once; the reference reads and compares one row at a
+    time. Same duplicates, same kept rows, same similarities; with RUN_ROWS 5 or 7 the runs are cut into many
+    batches (and a run longer than a batch is taken alone). Thresholds: 0.8 = 102.4/128 of the permutations,
+    0.5 = 64/128 exactly (a similarity equal to it joins), low enough that stars leave members for the next."""
+    from pipeline.dedup import near
+
+    base, _, _ = planted
+    rng = np.random.default_rng(1)
+    docs = list(base[:300])
+    for d in base[:40]:  # families of 12 variants, ever more edited: large runs, many stars
+        chars = list(d.text)
+        for v in range(12):
+            for at in rng.integers(0, len(chars), size=max(1, len(chars) * v // 40)):
+                chars[at] = "xyzかきく"[int(rng.integers(0, 6))]
+            docs.append(Doc(f"{d.id}-v{v}", "".join(chars), d.lang))
+    s = NearDupSettings(threshold=threshold)
+    bands, rows = lsh_params(s.threshold, s.num_perm)
+    sig = near.signatures_for([Doc(d.id, d.text, d.lang) for d in docs], s)
+    n = len(docs)
+    cut = [0, n // 3, n // 3 + 1, 2 * n // 3, n]  # four unit files, one of a single row
+    paths, masks = [], []
+    rng = np.random.default_rng(0)
+    for k, (a, b) in enumerate(zip(cut[:-1], cut[1:], strict=True)):
+        paths.append(tmp_path / f"u{k}.npy")
+        np.save(paths[-1], sig[a:b])
+        masks.append(rng.random(b - a) < 0.9 if k != 1 else np.ones(1, bool))  # some rows left out (exact dups)
+    keep = np.concatenate(masks)
+    ids = np.array([d.id for d in docs], "S32")[keep]
+    prios = (np.arange(len(ids)) % 3).astype(np.int64)
+    store = near.UnitSignatures(paths, masks, s.num_perm, rows)
+    monkeypatch.setattr(near, "RUN_ROWS", run_rows)
+    got = near.cluster_arrays(store, ids, prios, s.threshold, bands)
+    want = near._cluster_arrays_reference(store, ids, prios, s.threshold, bands)
+    store.close()
+    assert len(want[0]) >= 100
+    for g, w in zip(got, want, strict=True):
+        assert np.array_equal(g, w)
+
+
+def test_batched_clustering_walks_later_stars_like_the_reference():
+    """One run of five documents: A and D alike, B and C alike, A unlike B; the first star (head A) joins D
+    and leaves B, C for the next star (head B), which joins C. Both implementations give {A, D}, {B, C}."""
+    from pipeline.dedup import near
+
+    a = np.arange(1, 9, dtype=np.uint32)
+    b = np.arange(20, 28, dtype=np.uint32)
+    sig = np.stack([a, b, np.r_[b[:7], 99].astype(np.uint32), np.r_[a[:7], 98].astype(np.uint32), a + 50])
+
+    class Store:  # every document in one band run; signatures as designed
+        def band(self, j):
+            return np.full((len(sig), 4), 7, np.uint32)
+
+        def row(self, i):
+            return sig[i]
+
+        def rows_of(self, idx):
+            return sig[idx]
+
+    ids = np.array([b"a", b"b", b"c", b"d", b"e"], "S32")
+    prios = np.zeros(5, np.int64)
+    for fn in (near.cluster_arrays, near._cluster_arrays_reference):
+        dup, of, sim = fn(Store(), ids, prios, 0.75, 1)
+        assert [(ids[d], ids[o]) for d, o in zip(dup, of, strict=True)] == [(b"c", b"b"), (b"d", b"a")]
+        assert sim.tolist() == [0.875, 0.875]

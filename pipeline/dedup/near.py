@@ -141,6 +141,10 @@ class SignatureStore:
         size = self.num_perm * 4
         return np.frombuffer(os.pread(self._fd, size, i * size), dtype=np.uint32)
 
+    def rows_of(self, idx: np.ndarray) -> np.ndarray:
+        """The signatures of rows ``idx`` (any order), as one (len(idx), num_perm) array."""
+        return np.stack([self.row(int(i)) for i in idx]) if len(idx) else np.empty((0, self.num_perm), np.uint32)
+
     def release(self) -> None:
         if hasattr(self, "_fd"):
             os.close(self._fd)
@@ -207,8 +211,9 @@ class UnitSignatures:
     """Signatures already on disk, one row-major (n, num_perm) uint32 ``.npy`` file per unit (computed
     by the workers, pipeline/resume/units.py), of which ``masks`` selects the documents to compare.
     Memory: one band's columns of the selected documents at a time (a unit's file is read whole, one unit
-    at a time, and dropped); a row is read with pread, so no file is mapped (mapped pages would count
-    in the process's RSS, the whole signature set at the first band)."""
+    at a time, and dropped); a row is read with pread, and a batch of rows (``rows_of``) from each unit's
+    file mapped only while its rows are gathered, so no more than one unit's file is ever mapped (mapped
+    pages count in the process's RSS: all files kept mapped would be the whole signature set)."""
 
     OPEN_FILES = 64  # file descriptors kept open for row reads (least recently used closed)
 
@@ -220,6 +225,7 @@ class UnitSignatures:
         self.starts = np.r_[0, np.cumsum(sizes)]
         self.n = int(self.starts[-1])
         self._fds: OrderedDict[int, int] = OrderedDict()
+        self._sizes: dict[int, int] = {}  # rows in each unit's file
 
     def band(self, j: int) -> np.ndarray:
         cols = slice(j * self.rows, (j + 1) * self.rows)
@@ -231,6 +237,28 @@ class UnitSignatures:
         r = int(self.index[u][i - self.starts[u]])
         size = self.num_perm * 4
         return np.frombuffer(os.pread(self._fd(u), size, self.offsets[u] + r * size), dtype=np.uint32)
+
+    def rows_of(self, idx: np.ndarray) -> np.ndarray:
+        """The signatures of rows ``idx`` (any order), as one (len(idx), num_perm) array: each unit's file
+        mapped in turn while its rows are gathered, then unmapped (pages are mapped for one unit at a time,
+        at most its file), instead of a read per row."""
+        out = np.empty((len(idx), self.num_perm), np.uint32)
+        if not len(idx):
+            return out
+        units = np.searchsorted(self.starts, idx, side="right") - 1
+        order = np.argsort(units, kind="stable")
+        bounds = np.r_[0, np.nonzero(np.diff(units[order]))[0] + 1, len(order)]
+        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            at = order[a:b]
+            u = int(units[at[0]])
+            local = self.index[u][idx[at] - self.starts[u]]
+            path, offset = self.paths[u], self.offsets[u]
+            if u not in self._sizes:
+                self._sizes[u] = (path.stat().st_size - offset) // (self.num_perm * 4)
+            mapped = np.memmap(path, dtype=np.uint32, mode="r", offset=offset, shape=(self._sizes[u], self.num_perm))
+            out[at] = mapped[local]
+            del mapped
+        return out
 
     def _fd(self, u: int) -> int:
         fd = self._fds.get(u)
@@ -273,11 +301,95 @@ def cluster(store, ids: np.ndarray, prios: np.ndarray, threshold: float, bands: 
     return [Duplicate(ids[d].decode(), ids[w].decode(), float(x)) for d, w, x in zip(dup, of, sim, strict=True)]
 
 
+RUN_ROWS = 65_536  # candidate rows whose signatures are gathered at once (32 MB at 128 permutations)
+
+
 def cluster_arrays(
     store, ids: np.ndarray, prios: np.ndarray, threshold: float, bands: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``cluster`` as arrays: (row of each duplicate, row of the document it keeps, similarity), in
-    the duplicates' id order. Memory: the bands' keys and the union-find, O(rows) as numpy arrays."""
+    the duplicates' id order. Each band's runs of equal keys are taken in order, RUN_ROWS candidates at a
+    time: their signatures are gathered in one read (``store.rows_of``) and each star's head is compared
+    with all its members in one numpy operation; the union-find then walks the members exactly as one
+    comparison at a time would (:func:`_cluster_arrays_reference`, the same result). Memory: the bands'
+    keys, the union-find, O(rows) as numpy arrays, and RUN_ROWS signatures."""
+    n = len(ids)
+    uf = _UnionFind(n)
+    find, union = uf.find, uf.union
+    perms = None
+    for j in range(bands):
+        failpoint("near-band")
+        block = store.band(j)
+        usable = np.nonzero(~(block == EMPTY).all(axis=1))[0]  # documents without shingles never match
+        keys = _band_keys(block[usable])
+        del block
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        same = np.nonzero(sorted_keys[1:] == sorted_keys[:-1])[0]
+        if not len(same):
+            continue
+        starts = same[np.r_[True, np.diff(same) > 1]]  # runs of equal keys: where each begins, and ends
+        ends = np.searchsorted(sorted_keys, sorted_keys[starts], side="right")
+        members_of = usable[order]
+        del keys, sorted_keys, order
+        first = 0
+        while first < len(starts):
+            last = first + 1  # runs first..last-1, RUN_ROWS candidates at most (a longer run alone)
+            total = ends[first] - starts[first]
+            while last < len(starts) and total + ends[last] - starts[last] <= RUN_ROWS:
+                total += ends[last] - starts[last]
+                last += 1
+            spans = [(int(a), int(b)) for a, b in zip(starts[first:last], ends[first:last], strict=True)]
+            rows = np.concatenate([members_of[a:b] for a, b in spans])
+            sigs = store.rows_of(rows)
+            if perms is None:
+                perms = sigs.shape[1]
+            at = 0
+            for a, b in spans:
+                size = b - a
+                run = rows[at : at + size].tolist()
+                sig = sigs[at : at + size]
+                at += size
+                pos = list(range(size))
+                while len(pos) > 1:  # star around the first member; the unmatched form the next star
+                    h, rest = pos[0], []
+                    head = run[h]
+                    sims = (np.count_nonzero(sig[pos[1:]] == sig[h], axis=1) / perms).tolist()
+                    for p, sim in zip(pos[1:], sims, strict=True):
+                        m = run[p]
+                        if find(m) == find(head):
+                            continue
+                        if sim >= threshold:
+                            union(head, m)
+                        else:
+                            rest.append(p)
+                    pos = rest
+            first = last
+    # each cluster keeps its member of highest priority, then smallest id; the others are its duplicates
+    root = uf.roots()
+    inside = np.nonzero(np.bincount(root, minlength=n)[root] > 1)[0]
+    none = np.empty(0, np.int64)
+    if not len(inside):
+        return none, none, np.empty(0)
+    order = inside[np.lexsort((ids[inside], -prios[inside], root[inside]))]
+    first_of = np.r_[True, root[order][1:] != root[order][:-1]]
+    winner = np.empty(n, np.int64)
+    winner[root[order[first_of]]] = order[first_of]
+    dup = order[~first_of]
+    of = winner[root[dup]]
+    sims = np.empty(len(dup))
+    for a in range(0, len(dup), RUN_ROWS // 2):  # similarity to the kept document, RUN_ROWS rows at a time
+        d, w = store.rows_of(dup[a : a + RUN_ROWS // 2]), store.rows_of(of[a : a + RUN_ROWS // 2])
+        sims[a : a + len(d)] = [round(x, 4) for x in (np.count_nonzero(d == w, axis=1) / d.shape[1]).tolist()]
+    by_id = np.argsort(ids[dup], kind="stable")
+    return dup[by_id], of[by_id], sims[by_id]
+
+
+def _cluster_arrays_reference(
+    store, ids: np.ndarray, prios: np.ndarray, threshold: float, bands: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`cluster_arrays` one signature read and one comparison at a time: the reference the tests
+    compare it with."""
     n = len(ids)
     uf = _UnionFind(n)
     sig = store.row  # read as needed: a band's candidates can be most of the corpus, so nothing is cached
