@@ -304,6 +304,37 @@ def cluster(store, ids: np.ndarray, prios: np.ndarray, threshold: float, bands: 
 RUN_ROWS = 65_536  # candidate rows whose signatures are gathered at once (32 MB at 128 permutations)
 
 
+def _band_runs(store, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Band ``j``'s runs of equal keys: (starts, ends, rows), run k being rows[starts[k]:ends[k]] in key
+    order (stable); None when no two documents share a key. Documents without shingles never match."""
+    failpoint("near-band")
+    block = store.band(j)
+    usable = np.nonzero(~(block == EMPTY).all(axis=1))[0]
+    keys = _band_keys(block[usable])
+    del block
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    same = np.nonzero(sorted_keys[1:] == sorted_keys[:-1])[0]
+    if not len(same):
+        return None
+    starts = same[np.r_[True, np.diff(same) > 1]]
+    ends = np.searchsorted(sorted_keys, sorted_keys[starts], side="right")
+    return starts, ends, usable[order]
+
+
+def _kept_of(uf: _UnionFind, ids: np.ndarray, prios: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The keep rule: each cluster keeps its member of highest priority, then smallest id; returns (the
+    other members, the row each keeps), grouped by cluster."""
+    root = uf.roots()
+    inside = np.nonzero(np.bincount(root, minlength=len(ids))[root] > 1)[0]
+    order = inside[np.lexsort((ids[inside], -prios[inside], root[inside]))]
+    first = np.r_[True, root[order][1:] != root[order][:-1]] if len(order) else np.empty(0, bool)
+    winner = np.empty(len(ids), np.int64)
+    winner[root[order[first]]] = order[first]
+    dup = order[~first]
+    return dup, winner[root[dup]]
+
+
 def cluster_arrays(
     store, ids: np.ndarray, prios: np.ndarray, threshold: float, bands: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -313,25 +344,13 @@ def cluster_arrays(
     with all its members in one numpy operation; the union-find then walks the members exactly as one
     comparison at a time would (:func:`_cluster_arrays_reference`, the same result). Memory: the bands'
     keys, the union-find, O(rows) as numpy arrays, and RUN_ROWS signatures."""
-    n = len(ids)
-    uf = _UnionFind(n)
+    uf = _UnionFind(len(ids))
     find, union = uf.find, uf.union
-    perms = None
     for j in range(bands):
-        failpoint("near-band")
-        block = store.band(j)
-        usable = np.nonzero(~(block == EMPTY).all(axis=1))[0]  # documents without shingles never match
-        keys = _band_keys(block[usable])
-        del block
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        same = np.nonzero(sorted_keys[1:] == sorted_keys[:-1])[0]
-        if not len(same):
+        runs = _band_runs(store, j)
+        if runs is None:
             continue
-        starts = same[np.r_[True, np.diff(same) > 1]]  # runs of equal keys: where each begins, and ends
-        ends = np.searchsorted(sorted_keys, sorted_keys[starts], side="right")
-        members_of = usable[order]
-        del keys, sorted_keys, order
+        starts, ends, members_of = runs
         first = 0
         while first < len(starts):
             last = first + 1  # runs first..last-1, RUN_ROWS candidates at most (a longer run alone)
@@ -342,8 +361,7 @@ def cluster_arrays(
             spans = [(int(a), int(b)) for a, b in zip(starts[first:last], ends[first:last], strict=True)]
             rows = np.concatenate([members_of[a:b] for a, b in spans])
             sigs = store.rows_of(rows)
-            if perms is None:
-                perms = sigs.shape[1]
+            perms = sigs.shape[1]
             at = 0
             for a, b in spans:
                 size = b - a
@@ -365,18 +383,7 @@ def cluster_arrays(
                             rest.append(p)
                     pos = rest
             first = last
-    # each cluster keeps its member of highest priority, then smallest id; the others are its duplicates
-    root = uf.roots()
-    inside = np.nonzero(np.bincount(root, minlength=n)[root] > 1)[0]
-    none = np.empty(0, np.int64)
-    if not len(inside):
-        return none, none, np.empty(0)
-    order = inside[np.lexsort((ids[inside], -prios[inside], root[inside]))]
-    first_of = np.r_[True, root[order][1:] != root[order][:-1]]
-    winner = np.empty(n, np.int64)
-    winner[root[order[first_of]]] = order[first_of]
-    dup = order[~first_of]
-    of = winner[root[dup]]
+    dup, of = _kept_of(uf, ids, prios)
     sims = np.empty(len(dup))
     for a in range(0, len(dup), RUN_ROWS // 2):  # similarity to the kept document, RUN_ROWS rows at a time
         d, w = store.rows_of(dup[a : a + RUN_ROWS // 2]), store.rows_of(of[a : a + RUN_ROWS // 2])
@@ -390,28 +397,12 @@ def _cluster_arrays_reference(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`cluster_arrays` one signature read and one comparison at a time: the reference the tests
     compare it with."""
-    n = len(ids)
-    uf = _UnionFind(n)
+    uf = _UnionFind(len(ids))
     sig = store.row  # read as needed: a band's candidates can be most of the corpus, so nothing is cached
-
     for j in range(bands):
-        failpoint("near-band")
-        block = store.band(j)
-        usable = np.nonzero(~(block == EMPTY).all(axis=1))[0]  # documents without shingles never match
-        keys = _band_keys(block[usable])
-        del block
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        same = np.nonzero(sorted_keys[1:] == sorted_keys[:-1])[0]
-        if not len(same):
-            continue
-        # runs of equal keys: start where a run begins
-        starts = same[np.r_[True, np.diff(same) > 1]]
-        for start in starts.tolist():
-            end = start + 1
-            while end < len(sorted_keys) and sorted_keys[end] == sorted_keys[start]:
-                end += 1
-            members = usable[order[start:end]].tolist()
+        runs = _band_runs(store, j)
+        for start, end in zip(*runs[:2], strict=True) if runs is not None else ():
+            members = runs[2][start:end].tolist()
             while len(members) > 1:  # star around the first member; the unmatched form the next star
                 head, rest = members[0], []
                 head_sig = sig(head)
@@ -423,18 +414,7 @@ def _cluster_arrays_reference(
                     else:
                         rest.append(m)
                 members = rest
-    # each cluster keeps its member of highest priority, then smallest id; the others are its duplicates
-    root = uf.roots()
-    inside = np.nonzero(np.bincount(root, minlength=n)[root] > 1)[0]
-    none = np.empty(0, np.int64)
-    if not len(inside):
-        return none, none, np.empty(0)
-    order = inside[np.lexsort((ids[inside], -prios[inside], root[inside]))]
-    first = np.r_[True, root[order][1:] != root[order][:-1]]
-    winner = np.empty(n, np.int64)
-    winner[root[order[first]]] = order[first]
-    dup = order[~first]
-    of = winner[root[dup]]
+    dup, of = _kept_of(uf, ids, prios)
     sims = np.empty(len(dup))
     head, head_sig = -1, None
     for k, (m, w) in enumerate(zip(dup.tolist(), of.tolist(), strict=True)):  # grouped by cluster
