@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import sys
 import time
 from collections import Counter
 from concurrent.futures.process import BrokenProcessPool
@@ -18,7 +20,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 
-from flows.runtime import task_runner
+from flows.runtime import task_runner, write_runner
 from pipeline import progress
 from pipeline.errors import PipelineError
 from pipeline.processes import memory_released
@@ -89,7 +91,13 @@ def write_task(recipe: Recipe, out: Path, key: str, clean_keys: list[str], dedup
             table=table,
             description=f"{suffix} of build {recipe.name} ({out}); the figures are in {out}/report.html",
         )
-    return written.manifest.model_dump(mode="json"), written.shards
+    return written.manifest.model_dump(mode="json"), written.shards, f"{socket.gethostname()}:{os.getpid()}"
+
+
+@task(cache_policy=NO_CACHE)
+def ready_task() -> int:
+    """Nothing: submitted to start a runner's worker ahead of its work."""
+    return os.getpid()
 
 
 def _artifact_key(name: str) -> str:
@@ -160,7 +168,11 @@ def _build(recipe: Recipe, out: Path, fresh: bool, log) -> dict:
     # every stage runs on the runner the recipe's runtime names (chosen here, at run time, so that a
     # served deployment obeys it); tasks hand over unit keys, rows stay on disk in the work directory
     input_bytes = sum(f.path.stat().st_size for _, f in files)
-    with task_runner(recipe.runtime, input_bytes) as runner:
+    runner, writer = task_runner(recipe.runtime, input_bytes), write_runner(recipe.runtime, input_bytes)
+    opened = []  # the runners entered and not yet closed
+    try:
+        runner.__enter__()
+        opened.append(runner)
         seconds["runner start"] = time.perf_counter() - t0
         # 1. read + clean: each input file in ranges of runtime.unit_records records
         base = {"out_dir": out_dir, "recipe": recipe}
@@ -170,6 +182,10 @@ def _build(recipe: Recipe, out: Path, fresh: bool, log) -> dict:
         clean_keys = [k for info in infos for k in info["units"]]
         seconds["read+clean"] = time.perf_counter() - t0 - seconds["runner start"]
         t0 = time.perf_counter()
+        if writer is not None:  # the write's own process starts while dedup runs
+            writer.__enter__()
+            opened.append(writer)
+            ready = writer.submit(ready_task, {})
         # 2. dedup: exact in key buckets, signatures per clean unit, then near over the signatures
         exact = _results(
             runner, exact_task, [{**base, "clean_keys": clean_keys, "bucket": b} for b in range(len(exact_keys(recipe, clean_keys)))],
@@ -207,9 +223,17 @@ def _build(recipe: Recipe, out: Path, fresh: bool, log) -> dict:
             "inputs": [info["input"] for info in infos],
             "stages": {name: dict(sorted(c.items())) for name, c in stages.items()},
         }
-        manifest, shards = _result(runner.submit(write_task, write), "write")
+        if writer is not None:
+            _result(ready, "write")
+            opened.remove(runner)
+            runner.__exit__(None, None, None)  # the clean workers' memory goes back before the write
+        manifest, shards, write_worker = _result((writer or runner).submit(write_task, write), "write")
         seconds["write"] = time.perf_counter() - t0
+    finally:
+        for r in reversed(opened):
+            r.__exit__(*sys.exc_info())
     stats = work_done(infos, exact, sigs, near, shards)
+    stats["write_worker"] = write_worker
     stats["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
     work.sweep(
         {"clean": set(clean_keys), "exact": set(dedup["exact"]), "sig": {k for k, _ in sigs}, "near": set(dedup["near"])}

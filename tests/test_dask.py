@@ -30,6 +30,10 @@ def test_dask_the_process_pool_and_small_units_write_the_same_bytes(tmp_path, pr
     assert files_of(tmp_path / "dask") == files_of(tmp_path / "inline")
     here = f"{os.uname().nodename}:{os.getpid()}"
     assert runs["inline"]["workers"] == [here]  # in the flow's process
+    assert runs["inline"]["write_worker"] == here
+    # the pool's write runs in a fresh process of its own, not in a worker that cleaned (nor in this one)
+    assert runs["pool"]["write_worker"] not in [*runs["pool"]["workers"], here]
+    assert runs["dask"]["write_worker"] in runs["dask"]["workers"]  # Dask's workers run every stage
     manifest = json.loads((tmp_path / "inline" / "manifest.json").read_text())
     ranges = sum(-(-i["records"] // 7) or 1 for i in manifest["inputs"])
     assert runs["inline"]["clean_units"] == {"computed": ranges, "reused": 0}

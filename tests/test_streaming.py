@@ -15,7 +15,7 @@ from conftest import samples_copy
 from pipeline.dedup.near import Doc, NearDupSettings, doc_batches, near_duplicates, signatures_for
 from pipeline.records import chat_row, lineage, text_row
 from pipeline.resume import assemble
-from pipeline.resume.assemble import Dropped, id_ranges
+from pipeline.resume.assemble import Dropped, fixed_width, id_ranges
 from pipeline.sink import parquet
 from pipeline.sink.parquet import ShardStream, row_bytes, sha256_of
 from schemas.columns import TABLE_SCHEMAS
@@ -117,6 +117,19 @@ def test_the_duplicate_map_answers_like_a_dict():
     assert d.ids_between(lo[:8], hi[:8]).to_pylist() == [i for i in sorted(ids) if lo[:8] <= i < hi[:8]]
     assert d.ids_between(None, None).to_pylist() == sorted(ids)
     assert Dropped(np.empty(0, "S32"), np.empty(0, "S32"), np.empty(0), np.empty(0, bool)).mask(probe).sum() == 0
+
+
+def test_fixed_width_columns_are_the_arrays_python_values_give():
+    ids = [r["id"] for r in wiki_rows()]
+    col = pa.chunked_array([pa.array(ids[:7]), pa.array(ids[7:]).slice(1)])  # a chunk that starts mid-buffer
+    got = fixed_width(col, 32)
+    assert got.dtype == np.dtype("S32") and got.tolist() == [i.encode() for i in ids[:7] + ids[8:]]
+    keys = pa.array([bytes([i]) * 15 + b"\0" for i in range(6)], pa.binary(16)).slice(2)  # a trailing NUL byte
+    assert fixed_width(keys, 16).tobytes() == np.array(keys.to_pylist(), "S16").tobytes()
+    # other lengths and nulls take the Python path: the same array np.array gives
+    assert fixed_width(pa.array(["abc", "de"]), 3).tolist() == [b"abc", b"de"]
+    assert fixed_width(pa.array(["ab", None]).slice(0, 1), 2).tolist() == [b"ab"]
+    assert fixed_width(pa.chunked_array([], pa.string()), 32).shape == (0,)
 
 
 def test_duplicate_rejects_by_column_equal_the_row_by_row_reference():

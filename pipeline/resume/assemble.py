@@ -55,7 +55,11 @@ class Dropped:
 
     def __init__(self, ids: np.ndarray, of: np.ndarray, sim: np.ndarray, near: np.ndarray):
         order = np.argsort(ids, kind="stable")
-        self.ids, self.of, self.sim, self.near = ids[order], of[order], sim[order], near[order]
+        self.ids = ids[order]
+        del ids  # the caller's arrays are dropped one at a time: one column is copied twice, never all four
+        self.of = of[order]
+        del of
+        self.sim, self.near = sim[order], near[order]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -84,19 +88,54 @@ class Dropped:
         return reason, self.of[i].decode(), None if np.isnan(sim) else sim
 
 
+def fixed_width(column: pa.Array | pa.ChunkedArray, width: int) -> np.ndarray:
+    """A string or binary column whose values are all ``width`` bytes long (ids: 32 hex digits; dedup
+    keys: 16 bytes) as a numpy ``S{width}`` array, copied straight out of the Arrow buffers: no Python
+    string per value (a near dedup's 800k duplicates made 120 MB of them, and kept the heap that high).
+    A column with nulls or other lengths goes through Python values (``np.array(..., "S{width}")``),
+    which gives the same array."""
+    dtype = np.dtype(f"S{width}")
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    parts = [np.empty(0, dtype)]
+    for a in chunks:
+        n = len(a)
+        if not n:
+            continue
+        bufs = a.buffers()
+        if a.null_count:
+            parts.append(np.array(a.to_pylist(), dtype))
+        elif pa.types.is_fixed_size_binary(a.type) and a.type.byte_width == width:
+            parts.append(np.frombuffer(bufs[1], dtype, count=n, offset=a.offset * width).copy())
+        elif pa.types.is_string(a.type) or pa.types.is_binary(a.type):
+            off = np.frombuffer(bufs[1], np.int32, count=n + 1, offset=a.offset * 4)
+            if np.all(np.diff(off) == width):
+                parts.append(np.frombuffer(bufs[2], dtype, count=n, offset=int(off[0])).copy())
+            else:
+                parts.append(np.array(a.to_pylist(), dtype))
+        else:
+            parts.append(np.array(a.to_pylist(), dtype))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 def dropped(work: UnitStore, passes: dict[str, list[str]]) -> Dropped:
     """Every duplicate the given dedup units (stage -> unit keys) found."""
     ids, of, sim, near = [], [], [], []
     for stage, keys in passes.items():
         for key in keys:
-            table = work.table(stage, key, "duplicates")
-            ids.append(np.array(table.column("id").to_pylist(), dtype="S32"))
-            of.append(np.array(table.column("duplicate_of").to_pylist(), dtype="S32"))
-            sim.append(table.column("similarity").to_numpy(zero_copy_only=False).astype(np.float64))
-            near.append(np.full(table.num_rows, stage != "exact"))
+            # in batches: near dedup's one unit holds every near duplicate, and a whole-table read of it
+            # costs three times its size for the moment, and the heap stays there
+            for batch in work.batches(stage, key, "duplicates"):
+                ids.append(fixed_width(batch.column("id"), 32))
+                of.append(fixed_width(batch.column("duplicate_of"), 32))
+                sim.append(batch.column("similarity").to_numpy(zero_copy_only=False).astype(np.float64))
+                near.append(np.full(batch.num_rows, stage != "exact"))
     if not ids:
         return Dropped(np.empty(0, "S32"), np.empty(0, "S32"), np.empty(0), np.empty(0, bool))
-    return Dropped(np.concatenate(ids), np.concatenate(of), np.concatenate(sim), np.concatenate(near))
+    columns = [np.concatenate(ids)]
+    del ids
+    columns.append(np.concatenate(of))
+    del of
+    return Dropped(*columns, np.concatenate(sim), np.concatenate(near))
 
 
 PART_ROWS = 32_768  # about this many rows per write partition (an id range), sorted in Arrow at once
@@ -239,7 +278,7 @@ def duplicate_rejects(dups: pa.Table, gone: Dropped) -> pa.Table:
     :func:`_duplicate` row by row (tests/test_streaming.py)."""
     schema = TABLE_SCHEMAS["rejects"]
     n = dups.num_rows
-    ids = np.array(dups.column("id").to_pylist(), dtype="S32")
+    ids = fixed_width(dups.column("id"), 32)
     at = np.searchsorted(gone.ids, ids)
     near, sim = gone.near[at], gone.sim[at]
     fields = [c for c in dups.column_names if c not in LINEAGE_NAMES and not c.startswith("_")]
@@ -313,7 +352,7 @@ def split_counts(
         t = work.table("clean", key, table, ["id"])
         if t is not None and t.num_rows:
             ids = t.column("id").to_pylist()
-            kept = ~gone.mask(np.array(ids, dtype="S32"))
+            kept = ~gone.mask(fixed_width(t.column("id"), 32))
             counts.update(split_of(i, validation, seed) for i, k in zip(ids, kept, strict=True) if k)
     return counts
 

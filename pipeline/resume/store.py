@@ -269,6 +269,12 @@ class UnitStore:
         stop = t.num_rows if hi is None else pc.sum(pc.less(ids, hi)).as_py() or 0
         return t.take(pa.array(np.arange(start, stop, dtype=np.int64)))
 
+    def batches(self, stage: str, key: str, name: str, rows: int = 65_536) -> Iterator[pa.RecordBatch]:
+        """One table of a unit as record batches of about ``rows`` rows (none when there is no such table)."""
+        path = self.unit_path(stage, key) / f"{name}.parquet"
+        if path.is_file():
+            yield from pq.ParquetFile(path).iter_batches(batch_size=rows, use_threads=False)
+
     def table(self, stage: str, key: str, name: str, columns: list[str] | None = None) -> pa.Table | None:
         """One table of a unit as Arrow (None when the unit has no such table)."""
         path = self.unit_path(stage, key) / f"{name}.parquet"

@@ -38,7 +38,7 @@ from pipeline.dedup.near import (
 from pipeline.failpoints import failpoint
 from pipeline.processes import release_memory
 from pipeline.records import Row, record_text, table_of
-from pipeline.resume.assemble import DATA_TABLES, dropped, kept_rows
+from pipeline.resume.assemble import DATA_TABLES, dropped, fixed_width, kept_rows
 from pipeline.resume.store import UnitStore, unit_key
 from pipeline.sink.parquet import sha256_of
 from pipeline.sources import SourceFile, read_file
@@ -171,9 +171,9 @@ def _key_columns(work: UnitStore, clean_keys: list[str]) -> Iterator[tuple[np.nd
     """(ids S32, sources, keys S16) of each clean unit's kept rows, in the unit's order."""
     for key in clean_keys:
         t = work.table("clean", key, "keys")
-        ids = np.array(t.column("id").to_pylist(), dtype="S32")
+        ids = fixed_width(t.column("id"), 32)
         sources = np.array(t.column("source").to_pylist(), dtype=object)
-        keys = np.array(t.column("key").to_pylist(), dtype="S16")
+        keys = fixed_width(t.column("key"), 16)
         yield ids, sources, keys
 
 
