@@ -24,7 +24,7 @@ from flows.runtime import task_runner, write_runner
 from pipeline import progress
 from pipeline.errors import PipelineError
 from pipeline.processes import memory_released
-from pipeline.resume.assemble import build_rows, dropped
+from pipeline.resume.assemble import Duplicates, build_rows
 from pipeline.resume.store import UnitStore, unit_key
 from pipeline.resume.units import clean_file, exact_bucket, exact_keys, near_unit, sig_key, sig_unit
 from pipeline.sink.outdir import check_build_output, output_lock
@@ -80,7 +80,7 @@ def near_task(out_dir: str, recipe: Recipe, clean_keys: list[str]) -> tuple[str 
 def write_task(recipe: Recipe, out: Path, key: str, clean_keys: list[str], dedup: dict, inputs, stages):
     """Stream the kept rows and the rejects out of the units into shards, then manifest, card, report."""
     work = UnitStore(out)
-    gone = dropped(work, dedup)
+    gone = Duplicates(work, dedup)
     rows = build_rows(work, clean_keys, gone, recipe.split.validation, recipe.split.seed)
     with StagingDir(out, key) as staging:
         written = write_build(staging, recipe, rows, [InputFile(**i) for i in inputs], stages, reuse=True)

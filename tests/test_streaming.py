@@ -4,6 +4,7 @@ signature batches cut by characters (same signatures)."""
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from conftest import samples_copy
 from pipeline.dedup.near import Doc, NearDupSettings, doc_batches, near_duplicates, signatures_for
 from pipeline.records import chat_row, lineage, text_row
 from pipeline.resume import assemble
-from pipeline.resume.assemble import Dropped, fixed_width, id_ranges
+from pipeline.resume.assemble import Dropped, Duplicates, fixed_width, id_ranges
 from pipeline.sink import parquet
 from pipeline.sink.parquet import ShardStream, row_bytes, sha256_of
 from schemas.columns import TABLE_SCHEMAS
@@ -117,6 +118,57 @@ def test_the_duplicate_map_answers_like_a_dict():
     assert d.ids_between(lo[:8], hi[:8]).to_pylist() == [i for i in sorted(ids) if lo[:8] <= i < hi[:8]]
     assert d.ids_between(None, None).to_pylist() == sorted(ids)
     assert Dropped(np.empty(0, "S32"), np.empty(0, "S32"), np.empty(0), np.empty(0, bool)).mask(probe).sum() == 0
+
+
+def save_duplicates(work, ids: list[str], of: list[str], sim: list, tables: list[str]) -> dict[str, list[str]]:
+    """The duplicates as dedup units the way exact and near dedup store them (id order, id statistics):
+    those with a similarity in a near unit, the others in two exact buckets."""
+    rows = sorted(zip(ids, of, sim, tables, strict=True))
+    units = {"exact": [[r for r in rows if r[2] is None][k::2] for k in range(2)], "near": [[r for r in rows if r[2] is not None]]}
+    passes = {}
+    for stage, parts in units.items():
+        passes[stage] = []
+        for k, part in enumerate(parts):
+            cols = list(zip(*part, strict=True)) if part else [(), (), (), ()]
+            table = pa.table(
+                {
+                    "id": pa.array(cols[0], pa.string()),
+                    "duplicate_of": pa.array(cols[1], pa.string()),
+                    "similarity": pa.array(cols[2], pa.float64()),
+                    "table": pa.array(cols[3], pa.string()),
+                }
+            )
+            work.save_tables(stage, f"{stage}{k}", {"duplicates": table}, {"key": f"{stage}{k}"})
+            passes[stage].append(f"{stage}{k}")
+    return passes
+
+
+def test_duplicates_read_by_id_range_answer_like_the_whole_map(tmp_path, monkeypatch):
+    from pipeline.resume.store import UnitStore
+    from pipeline.sink.split import split_of
+
+    monkeypatch.setattr("pipeline.resume.store.UNIT_ROW_GROUP", 16)  # many row groups: ranges skip most
+    rng = np.random.default_rng(1)
+    ids = [f"{x:032x}" for x in rng.integers(0, 2**62, 700)]
+    of = [f"{x:032x}" for x in rng.integers(0, 2**62, 700)]
+    sim = [None if i % 3 else 0.8 + i / 10_000 for i in range(700)]
+    tables = ["instruct" if i % 5 else "text" for i in range(700)]
+    work = UnitStore(tmp_path / "out")
+    gone = Duplicates(work, save_duplicates(work, ids, of, sim, tables))
+    expect = {i: ("duplicate_exact" if s is None else "duplicate_near", o, s) for i, o, s in zip(ids, of, sim, strict=True)}
+    assert len(gone) == 700
+    seen = []
+    for lo, hi in id_ranges(700 * 8):  # 171 ranges, most holding a few duplicates or none
+        part = gone.between(lo, hi)
+        got = part.ids_between(None, None).to_pylist()
+        assert got == sorted(i for i in ids if (lo is None or i >= lo) and (hi is None or i < hi))
+        assert all(part.found(i) == expect[i] for i in got)
+        seen += got
+    assert seen == sorted(ids)
+    for table in ("instruct", "text", "chat"):
+        want = Counter(split_of(i, 0.3, 7) for i, t in zip(ids, tables, strict=True) if t == table)
+        assert gone.split_counts(table, 0.3, 7) == want
+    assert len(Duplicates(work, {"exact": [], "near": []})) == 0
 
 
 def test_fixed_width_columns_are_the_arrays_python_values_give():
@@ -291,9 +343,13 @@ def test_duplicate_rejects_spilled_by_the_kept_pass_equal_those_read_again(tmp_p
             keys.append(f"u{len(keys)}")
             work.save("clean", keys[-1], half, {"key": keys[-1]})
         ids += [r["id"] for r in rows if "reason" not in r]
-    dup = np.array(sorted(ids)[::3], "S32")  # every third kept row a duplicate, near and exact by turns
-    near = np.arange(len(dup)) % 2 == 0
-    gone = Dropped(dup, np.roll(dup, 1), np.where(near, 0.9, np.nan), near)
+    dup = sorted(ids)[::3]  # every third kept row a duplicate, near and exact by turns
+    gone = Duplicates(
+        work,
+        save_duplicates(
+            work, dup, dup[-1:] + dup[:-1], [0.9 if k % 2 == 0 else None for k in range(len(dup))], ["?"] * len(dup)
+        ),
+    )
 
     def rejects(spill):
         kept = {}

@@ -2,7 +2,8 @@
 
 - ``kept_rows``: the rows the cleaning kept, table by table and unit by unit (for the dedup passes,
   which need only their text columns and do not care about order);
-- ``dropped``: the duplicates the dedup units found, as sorted numpy columns (``Dropped``);
+- ``dropped``: the duplicates the dedup units found, as sorted numpy columns (``Dropped``; near dedup's
+  mask of the exact duplicates); ``Duplicates``: the same read an id range at a time (the writer's);
 - ``output_rows`` / ``output_rejects``: what the build writes, in id order, as Arrow tables: ids are
   uniform hashes, so the id space is cut into ranges of about PART_ROWS rows; each range is read from
   every unit (units are sorted by id, so row-group statistics skip the rest) and sorted at once in Arrow;
@@ -12,7 +13,7 @@
   many shards there will be before it writes the first).
 
 Memory: ``dropped`` holds about 75 bytes per duplicate; the writer's streams hold one id range (about
-PART_ROWS rows, twice while it is sorted) and one row group per unit being read.
+PART_ROWS rows, twice while it is sorted), that range's duplicates, and one row group per unit being read.
 """
 
 from __future__ import annotations
@@ -138,6 +139,46 @@ def dropped(work: UnitStore, passes: dict[str, list[str]]) -> Dropped:
     return Dropped(*columns, np.concatenate(sim), np.concatenate(near))
 
 
+class Duplicates:
+    """The duplicates of the dedup units the writer reads (stage -> unit keys), an id range at a time:
+    each dedup unit is stored in id order with id statistics, so :meth:`between` reads the range's rows of
+    each and nothing else. The writer's memory holds one range's duplicates, not the build's (a map of
+    all of them is 75 bytes a duplicate: 29 GB at 400M duplicates, and its read kept the heap higher)."""
+
+    def __init__(self, work: UnitStore, passes: dict[str, list[str]]):
+        self.work = work
+        files = [(stage != "exact", work.unit_path(stage, key) / "duplicates.parquet") for stage, keys in passes.items() for key in keys]
+        self.files = [(near, path) for near, path in files if path.is_file()]
+        self.total = sum(pq.ParquetFile(path).metadata.num_rows for _, path in self.files)
+
+    def __len__(self) -> int:
+        return self.total
+
+    def between(self, lo: str | None, hi: str | None) -> Dropped:
+        """The duplicates with lo <= id < hi (None: open end) as a :class:`Dropped`."""
+        ids, of, sim, near = [], [], [], []
+        for is_near, path in self.files:
+            t = self.work.file_id_range(path, lo, hi, ["id", "duplicate_of", "similarity"])
+            if t is None or not t.num_rows:
+                continue
+            ids.append(fixed_width(t.column("id"), 32))
+            of.append(fixed_width(t.column("duplicate_of"), 32))
+            sim.append(t.column("similarity").to_numpy(zero_copy_only=False).astype(np.float64))
+            near.append(np.full(t.num_rows, is_near))
+        if not ids:
+            return Dropped(np.empty(0, "S32"), np.empty(0, "S32"), np.empty(0), np.empty(0, bool))
+        return Dropped(np.concatenate(ids), np.concatenate(of), np.concatenate(sim), np.concatenate(near))
+
+    def split_counts(self, table: str, validation: float, seed: int) -> Counter:
+        """Duplicates of ``table`` per split, streamed through the dedup units' (id, table) columns."""
+        counts: Counter = Counter()
+        for _, path in self.files:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536, columns=["id", "table"], use_threads=False):
+                mine = pc.equal(batch.column("table"), table)
+                counts.update(split_of(i, validation, seed) for i in batch.column("id").filter(mine).to_pylist())
+        return counts
+
+
 PART_ROWS = 32_768  # about this many rows per write partition (an id range), sorted in Arrow at once
 PART_BYTES = 32 << 20  # and about this many bytes (uncompressed, in the units), for long documents
 
@@ -231,7 +272,7 @@ def output_rows(
     work: UnitStore,
     clean_keys: list[str],
     table: str,
-    gone: Dropped,
+    gone: Duplicates,
     total: int,
     nbytes: int = 0,
     spill: DuplicateSpill | None = None,
@@ -246,14 +287,15 @@ def output_rows(
         t = _range(work, clean_keys, table, lo, hi, columns)
         if t is None:
             continue
-        ids = gone.ids_between(lo, hi)
+        here = gone.between(lo, hi)
+        ids = here.ids_between(None, None)
         if len(ids):
             dup = pc.is_in(t.column("id"), value_set=ids)
             if spill is not None:
                 dups = t.filter(dup)
                 dups = dups.take(pc.sort_indices(dups, [("id", "ascending")]))  # the spill file is in id order
                 for at in range(0, dups.num_rows, _DUP_BATCH):
-                    spill.add(table, duplicate_rejects(dups.slice(at, _DUP_BATCH), gone))
+                    spill.add(table, duplicate_rejects(dups.slice(at, _DUP_BATCH), here))
                 del dups
             t = t.filter(pc.invert(dup))
         if t.num_rows:
@@ -302,7 +344,7 @@ def duplicate_rejects(dups: pa.Table, gone: Dropped) -> pa.Table:
 
 
 def output_rejects(
-    work: UnitStore, clean_keys: list[str], gone: Dropped, total: int, nbytes: int = 0, spill: DuplicateSpill | None = None
+    work: UnitStore, clean_keys: list[str], gone: Duplicates, total: int, nbytes: int = 0, spill: DuplicateSpill | None = None
 ) -> Iterator[pa.Table]:
     """Every reject of the build (parse, filter, licence, dedup), in id order, one Arrow table per id
     range; a duplicate becomes a reject from its unit's row (the record it keeps is the cleaned row's
@@ -315,7 +357,7 @@ def output_rejects(
 
 
 def _output_rejects(
-    work: UnitStore, clean_keys: list[str], gone: Dropped, total: int, nbytes: int, spill: DuplicateSpill | None
+    work: UnitStore, clean_keys: list[str], gone: Duplicates, total: int, nbytes: int, spill: DuplicateSpill | None
 ) -> Iterator[pa.Table]:
     schema = TABLE_SCHEMAS["rejects"]
     work.drop_cached_groups()
@@ -324,7 +366,8 @@ def _output_rejects(
         t = _range(work, clean_keys, "rejects", lo, hi)
         if t is not None:
             parts.append(t)
-        ids = gone.ids_between(lo, hi)
+        here = gone.between(lo, hi)
+        ids = here.ids_between(None, None)
         for table in DATA_TABLES if len(ids) else ():
             if spill is not None and table in spill.done:
                 t = spill.id_range(table, lo, hi)
@@ -337,7 +380,7 @@ def _output_rejects(
             dups = t.filter(pc.is_in(t.column("id"), value_set=ids))
             del t
             for at in range(0, dups.num_rows, _DUP_BATCH):
-                parts.append(duplicate_rejects(dups.slice(at, _DUP_BATCH), gone))
+                parts.append(duplicate_rejects(dups.slice(at, _DUP_BATCH), here))
         if parts:
             yield _sorted(parts, schema)
         del parts
@@ -345,27 +388,27 @@ def _output_rejects(
 
 
 def split_counts(
-    work: UnitStore, clean_keys: list[str], table: str, gone: Dropped, validation: float, seed: int
+    work: UnitStore, clean_keys: list[str], table: str, gone: Duplicates, validation: float, seed: int
 ) -> Counter:
+    """Kept rows of ``table`` per split: every cleaned row's split, less the duplicates' (each duplicate
+    is one of the rows, and its dedup unit names its table), so no map of the duplicates is needed."""
     counts: Counter = Counter()
     for key in clean_keys:
         t = work.table("clean", key, table, ["id"])
         if t is not None and t.num_rows:
-            ids = t.column("id").to_pylist()
-            kept = ~gone.mask(fixed_width(t.column("id"), 32))
-            counts.update(split_of(i, validation, seed) for i, k in zip(ids, kept, strict=True) if k)
-    return counts
+            counts.update(split_of(i, validation, seed) for i in t.column("id").to_pylist())
+    return counts - gone.split_counts(table, validation, seed)
 
 
-def reject_count(work: UnitStore, clean_keys: list[str], gone: Dropped) -> int:
+def reject_count(work: UnitStore, clean_keys: list[str], gone: Duplicates) -> int:
     n = len(gone)
     for key in clean_keys:
-        t = work.table("clean", key, "rejects", ["id"])
-        n += 0 if t is None else t.num_rows
+        path = work.unit_path("clean", key) / "rejects.parquet"
+        n += pq.ParquetFile(path).metadata.num_rows if path.is_file() else 0
     return n
 
 
-def build_rows(work: UnitStore, clean_keys: list[str], gone: Dropped, validation: float, seed: int) -> BuildRows:
+def build_rows(work: UnitStore, clean_keys: list[str], gone: Duplicates, validation: float, seed: int) -> BuildRows:
     """The writer's streams over the clean units, minus the duplicates in ``gone``."""
     splits = {t: split_counts(work, clean_keys, t, gone, validation, seed) for t in DATA_TABLES}
     rejects = reject_count(work, clean_keys, gone)

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.clean.stage import CleanStage
 from pipeline.dedup.exact import dedup_key, duplicate_winners
@@ -156,25 +157,34 @@ def kept_in_order(rows: list[Row]) -> list[Row]:
 
 
 def _keys_table(rows: list[Row]) -> pa.Table:
-    """(id, source, exact-dedup key) of a unit's kept rows: all that exact dedup reads."""
+    """(id, source, table, exact-dedup key) of a unit's kept rows: all that exact dedup reads (the table
+    goes with each duplicate found, so that the writer counts kept rows without a map of them)."""
     kept = kept_in_order(rows)
     return pa.table(
         {
             "id": pa.array([r["id"] for r in kept], pa.string()),
             "source": pa.array([r["source"] for r in kept], pa.string()),
+            "table": pa.array([table_of(r) for r in kept], pa.string()),
             "key": pa.array([dedup_key(r) for r in kept], pa.binary(16)),
         }
     )
 
 
-def _key_columns(work: UnitStore, clean_keys: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(ids S32, sources, keys S16) of each clean unit's kept rows, in the unit's order."""
+TABLE_NAMES = pa.array(DATA_TABLES, pa.string())
+
+
+def _key_columns(
+    work: UnitStore, clean_keys: list[str]
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """(ids S32, sources, tables (indices into DATA_TABLES), keys S16) of each clean unit's kept rows, in
+    the unit's order."""
     for key in clean_keys:
         t = work.table("clean", key, "keys")
         ids = fixed_width(t.column("id"), 32)
         sources = np.array(t.column("source").to_pylist(), dtype=object)
+        tables = pc.index_in(t.column("table"), value_set=TABLE_NAMES).to_numpy(zero_copy_only=False).astype(np.int8)
         keys = fixed_width(t.column("key"), 16)
-        yield ids, sources, keys
+        yield ids, sources, tables, keys
 
 
 def _priorities(recipe: Recipe) -> dict[str, int]:
@@ -185,13 +195,15 @@ def _prio_array(sources: np.ndarray, priorities: dict[str, int]) -> np.ndarray:
     return np.array([priorities.get(s, 0) for s in sources], dtype=np.int64)
 
 
-def _dedup_table(rows: list[tuple[str, str, float | None]]) -> pa.Table:
-    ids, of, sim = zip(*rows, strict=True) if rows else ((), (), ())
+def _dedup_table(rows: list[tuple[str, str, float | None, str]]) -> pa.Table:
+    """A dedup unit's duplicates (id, duplicate_of, similarity, table), in id order."""
+    ids, of, sim, tables = zip(*rows, strict=True) if rows else ((), (), (), ())
     return pa.table(
         {
             "id": pa.array(ids, pa.string()),
             "duplicate_of": pa.array(of, pa.string()),
             "similarity": pa.array(sim, pa.float64()),
+            "table": pa.array(tables, pa.string()),
         }
     )
 
@@ -212,19 +224,24 @@ def exact_bucket(work: UnitStore, recipe: Recipe, clean_keys: list[str], bucket:
     if work.has("exact", key):
         return key, True, work.info("exact", key)["rows"]
     p, priorities = recipe.runtime.buckets, _priorities(recipe)
-    ids, prios, keys = [], [], []
-    for i, s, k in _key_columns(work, clean_keys):
+    ids, prios, tables, keys = [], [], [], []
+    for i, s, t, k in _key_columns(work, clean_keys):
         mine = k.view(np.uint8).reshape(-1, 16)[:, 0] % p == bucket if len(k) else np.zeros(0, bool)
         ids.append(i[mine])
         prios.append(_prio_array(s[mine], priorities))
+        tables.append(t[mine])
         keys.append(k[mine])
     id_arr = np.concatenate(ids) if ids else np.empty(0, "S32")
+    table_arr = np.concatenate(tables) if tables else np.empty(0, np.int8)
     dups, winners = duplicate_winners(
         np.concatenate(keys) if keys else np.empty(0, "S16"),
         np.concatenate(prios) if prios else np.empty(0, np.int64),
         id_arr,
     )
-    found = sorted((id_arr[d].decode(), id_arr[w].decode(), None) for d, w in zip(dups, winners, strict=True))
+    found = sorted(
+        (id_arr[d].decode(), id_arr[w].decode(), None, DATA_TABLES[table_arr[d]])
+        for d, w in zip(dups, winners, strict=True)
+    )
     failpoint("exact-done")
     work.save_tables("exact", key, {"duplicates": _dedup_table(found)}, {"key": key, "rows": len(id_arr)})
     return key, False, len(id_arr)
@@ -281,15 +298,18 @@ def near_unit(work: UnitStore, recipe: Recipe, clean_keys: list[str]) -> tuple[s
     priorities = _priorities(recipe)
     s = settings_from(recipe.dedup.near)
     bands, rows = lsh_params(s.threshold, s.num_perm)
-    paths, masks, ids, prios = [], [], [], []
-    for clean_key, (i, src, _k) in zip(clean_keys, _key_columns(work, clean_keys), strict=True):
+    paths, masks, ids, prios, tables = [], [], [], [], []
+    for clean_key, (i, src, tab, _k) in zip(clean_keys, _key_columns(work, clean_keys), strict=True):
         mask = ~gone.mask(i)
         paths.append(work.unit_path("sig", sig_key(recipe, clean_key)) / "sig.npy")
         masks.append(mask)
         ids.append(i[mask])
         prios.append(_prio_array(src[mask], priorities))
+        tables.append(tab[mask])
+    del gone
     store = UnitSignatures(paths, masks, s.num_perm, rows)
     id_arr = np.concatenate(ids) if ids else np.empty(0, "S32")
+    table_arr = np.concatenate(tables) if tables else np.empty(0, np.int8)
     prio_arr = np.concatenate(prios) if prios else np.empty(0, np.int64)
     try:
         dup, of, sim = cluster_arrays(store, id_arr, prio_arr, s.threshold, bands) if store.n else (np.empty(0, np.int64),) * 3
@@ -300,6 +320,7 @@ def near_unit(work: UnitStore, recipe: Recipe, clean_keys: list[str]) -> tuple[s
             "id": pa.array(id_arr[dup].tolist(), pa.binary()).cast(pa.string()),
             "duplicate_of": pa.array(id_arr[of].tolist(), pa.binary()).cast(pa.string()),
             "similarity": pa.array(np.asarray(sim, np.float64), pa.float64()),
+            "table": pa.array(np.array(DATA_TABLES)[table_arr[dup]].tolist(), pa.string()),
         }
     )
     work.save_tables("near", key, {"duplicates": table}, {"key": key, "rows": store.n})
