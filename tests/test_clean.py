@@ -8,6 +8,7 @@ from pipeline.clean.normalize import normalize_text
 from pipeline.clean.stage import CleanStage
 from pipeline.records import instruct_row, lineage, text_row
 from pipeline.text.langid import detect, detect_fast, langdetect_lang
+from pipeline.text.normalize import nfkc
 from schemas.recipe import CleanSpec, LicensePolicy
 
 JA_PARA = (SAMPLES / "ja_prose" / "jsquad_valid_wikipedia_paragraphs.sample.txt").read_text().splitlines()
@@ -20,6 +21,24 @@ def test_normalize_nfkc_width_and_whitespace_but_keeps_indentation():
     code = "def f():\n    return 1"
     assert normalize_text(code + "   \n") == code
     assert normalize_text("である") == "である"  # voicing marks survive
+
+
+# contexts a character's NFKC depends on: composing with a mark after it (a + U+0301, か + U+3099), a Hangul
+# jamo sequence, a mark before it, reordering of marks of different classes, a half-width voiced mark
+NFKC_CONTEXTS = [("", ""), ("a", "\u0301"), ("か", "\u3099"), ("\u1100", "\u1161\u11a8"), ("\u0301", "\u0316\u0301"), ("ｶ", "ﾞ")]
+
+
+def test_fast_nfkc_equals_unicodedata_on_every_code_point_in_context_and_on_the_samples():
+    import unicodedata
+
+    for before, after in NFKC_CONTEXTS:  # every code point (lone surrogates too), 4096 to a string
+        for lo in range(0, 0x110000, 4096):
+            text = "".join(before + chr(cp) + after for cp in range(lo, lo + 4096))
+            assert nfkc(text) == unicodedata.normalize("NFKC", text), (hex(lo), before, after)
+    cases = ["", "abc", "（注）：ｶﾀｶﾅ℃", "\u3000全角　スペース", "ｶﾞｷﾞ", "が\u3099", "\ud800（", "𠀋（x）", "\U0002f800"]
+    texts = [p.read_text(encoding="utf-8", errors="replace") for p in sorted(SAMPLES.rglob("*")) if p.is_file()]
+    for text in cases + texts:
+        assert nfkc(text) == unicodedata.normalize("NFKC", text)
 
 
 @pytest.mark.parametrize("pair, lang", [("jpn", "ja"), ("cmn", "zh"), ("kor", "ko")])
