@@ -70,6 +70,7 @@ def test_script_lang_equals_the_regex_counts_on_samples_and_random_text():
     bmp = "".join(map(chr, range(0x10000)))  # the table is each class's regex, character by character
     for k, pattern in enumerate((KANA, HANGUL, HAN, LATIN), start=1):
         assert [c for c in bmp if SCRIPT[ord(c)] == k] == pattern.findall(bmp)
+    assert len(SCRIPT) == 0x110000 and not SCRIPT[0x10000:].any()  # no class above the BMP
     rng = random.Random(0)
     alphabet = "aZé\u00d7ɏ\u0250あァｦﾝー\u30fb가\u1100\u3131漢\u3400\uf900\U00020000\ud800 1。、"
     texts = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 400))) for _ in range(3000)]

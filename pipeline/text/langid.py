@@ -28,8 +28,9 @@ WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 
 def _script_table() -> np.ndarray:
-    """SCRIPT[cp] for the BMP: 1 kana, 2 Hangul, 3 Han, 4 Latin (the classes above), 0 anything else."""
-    table = np.zeros(0x10000, dtype=np.intp)
+    """SCRIPT[cp] for every code point: 1 kana, 2 Hangul, 3 Han, 4 Latin (the classes above, all in the
+    BMP), 0 anything else."""
+    table = np.zeros(0x110000, dtype=np.uint8)
     bmp = "".join(map(chr, range(0x10000)))
     for k, pattern in enumerate((KANA, HANGUL, HAN, LATIN), start=1):  # disjoint classes of one character
         table[[m.start() for m in pattern.finditer(bmp)]] = k
@@ -92,9 +93,7 @@ def script_lang(text: str) -> str | None:
         return "latin" if LATIN.search(sample) else None
     # the four classes counted in one pass over the code points (four regex scans cost 4x as much)
     units = np.frombuffer(sample.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    classes = SCRIPT[np.minimum(units, 0xFFFF)]
-    classes[units > 0xFFFF] = 0
-    _, kana, hangul, han, latin = np.bincount(classes, minlength=5).tolist()
+    _, kana, hangul, han, latin = np.bincount(SCRIPT[units], minlength=5).tolist()
     cjk = kana + hangul + han
     if cjk == 0 and latin == 0:
         return None
