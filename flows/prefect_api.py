@@ -10,10 +10,12 @@ or with PREFECT_API_URL set, Prefect's own behaviour is kept.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -96,6 +98,7 @@ def embedded_api(timeout: float = 120, on_loss=None, meanwhile=None):
         return
     url = f"http://127.0.0.1:{port}/api"
     done = threading.Event()
+    scratch = None  # a folder of this run's, removed at the end
     try:
         _wait_healthy(url, proc, timeout)
         if on_loss is not None:
@@ -104,12 +107,17 @@ def embedded_api(timeout: float = 120, on_loss=None, meanwhile=None):
         # and in the process-global settings: threads that carry no settings context of their own (the
         # process pool's thread that forwards the workers' logs and events) read those, and without this
         # would each start a temporary server of their own
+        # and a one-certificate CA file (see _one_certificate): this API is the only one its clients reach
         from prefect.context import refresh_global_settings_context
+        from prefect.settings import PREFECT_API_SSL_CERT_FILE
 
-        before = os.environ.get("PREFECT_API_URL")
-        os.environ["PREFECT_API_URL"] = url
+        scratch = tempfile.mkdtemp(prefix="prefect-api-")
+        env = {"PREFECT_API_URL": url, "PREFECT_API_SSL_CERT_FILE": _one_certificate(Path(scratch))}
+        before = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
         refresh_global_settings_context()
-        with temporary_settings(updates={PREFECT_API_URL: url}):
+        updates = {PREFECT_API_URL: url, PREFECT_API_SSL_CERT_FILE: env["PREFECT_API_SSL_CERT_FILE"]}
+        with temporary_settings(updates=updates):
             try:
                 yield url
             finally:  # send the run's last logs and events while the server is still there
@@ -118,14 +126,34 @@ def embedded_api(timeout: float = 120, on_loss=None, meanwhile=None):
 
                 APILogWorker.drain_all(timeout=10)
                 EventsWorker.drain_all(timeout=10)
-                if before is None:
-                    os.environ.pop("PREFECT_API_URL", None)
-                else:
-                    os.environ["PREFECT_API_URL"] = before
+                for k, v in before.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
                 refresh_global_settings_context()
     finally:
         done.set()
         stop_process(proc)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _one_certificate(dir: Path) -> str:
+    """A CA file holding one certificate (the first of certifi's bundle), for Prefect's clients of the
+    embedded API. That API is plain HTTP on the loopback address, so no certificate is ever checked, but
+    Prefect's client loads its CA file (PREFECT_API_SSL_CERT_FILE, else SSL_CERT_FILE, else certifi's
+    ~150 roots) into a new SSL context for every client it makes: ~30 ms each, several per task run, 2-3% of
+    a build's CPU. From a one-certificate file that costs ~1 ms. Other programs' SSL_CERT_FILE is left as
+    it is."""
+    import certifi
+
+    bundle = Path(certifi.where()).read_text(encoding="ascii")
+    end = "-----END CERTIFICATE-----"
+    first = bundle[bundle.index("-----BEGIN CERTIFICATE-----") : bundle.index(end) + len(end)]
+    path = dir / "loopback-ca.pem"
+    path.write_text(first + "\n", encoding="ascii")
+    return str(path)
 
 
 def _watch(proc: subprocess.Popen, done: threading.Event, on_loss, every: float = 0.5) -> None:

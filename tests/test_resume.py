@@ -202,3 +202,26 @@ def test_a_killed_cli_run_leaves_no_prefect_server_behind(setup, tmp_path):
     while processes_with_env(home) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert processes_with_env(home) == []
+
+
+EMBEDDED = """
+import os, sys
+from flows.prefect_api import embedded_api
+from prefect.client.orchestration import get_client
+with embedded_api() as url:
+    ca = os.environ["PREFECT_API_SSL_CERT_FILE"]
+    with get_client(sync_client=True) as client:
+        healthy = client.api_healthcheck() is None
+    print(url.startswith("http://127.0.0.1:"), healthy, open(ca).read().count("BEGIN CERTIFICATE"))
+print("PREFECT_API_SSL_CERT_FILE" in os.environ, os.path.exists(ca))
+"""
+
+
+def test_the_embedded_api_is_reached_with_a_one_certificate_ca_file_removed_afterwards(tmp_path):
+    """The CLI's own API is plain HTTP on loopback: its clients are pointed at a one-certificate CA file
+    (an SSL context from certifi's bundle costs ~30 ms per client, several per task), removed at the end."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env |= {"PREFECT_HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-c", EMBEDDED], env=env, capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.split() == ["True", "True", "1", "False", "False"]
