@@ -241,6 +241,10 @@ def test_the_report_tables_are_prefect_table_artifacts_of_the_flow_run(built):
     assert sum(r["clusters"] * (r["cluster size"] - 1) for r in table("near-duplicate-clusters")) == sum(
         r["rows"] for r in rejects if r["reason"] == "duplicate_near"
     )
+    # the table (counted by the near dedup unit) is the rejects' own: kept rows by their number of near duplicates
+    near_of = Counter(r["duplicate_of"] for r in rows_of(built / "out2", "rejects") if r["reason"] == "duplicate_near")
+    want = sorted(Counter(near_of.values()).items())
+    assert want and [(r["cluster size"] - 1, r["clusters"]) for r in table("near-duplicate-clusters")] == want
     assert len(table("samples")) >= len(manifest["counts"])
     # quality: every rule that rejected rows (duplicates aside), with up to two examples of its rejects
     quality = table("quality")

@@ -146,13 +146,21 @@ class Duplicates:
     all of them is 75 bytes a duplicate: 29 GB at 400M duplicates, and its read kept the heap higher)."""
 
     def __init__(self, work: UnitStore, passes: dict[str, list[str]]):
-        self.work = work
+        self.work, self.passes = work, passes
         files = [(stage != "exact", work.unit_path(stage, key) / "duplicates.parquet") for stage, keys in passes.items() for key in keys]
         self.files = [(near, path) for near, path in files if path.is_file()]
         self.total = sum(pq.ParquetFile(path).metadata.num_rows for _, path in self.files)
 
     def __len__(self) -> int:
         return self.total
+
+    def near_clusters(self) -> Counter:
+        """Near duplicates per kept row -> kept rows, as the near dedup units counted them."""
+        counts: Counter = Counter()
+        for stage, keys in self.passes.items():
+            for key in keys if stage == "near" else ():
+                counts.update({size: rows for size, rows in self.work.info(stage, key)["clusters"]})
+        return counts
 
     def between(self, lo: str | None, hi: str | None) -> Dropped:
         """The duplicates with lo <= id < hi (None: open end) as a :class:`Dropped`."""
@@ -424,4 +432,5 @@ def build_rows(work: UnitStore, clean_keys: list[str], gone: Duplicates, validat
         split_counts=splits,
         rejects=lambda: output_rejects(work, clean_keys, gone, rejects, reject_bytes, spill),
         reject_count=rejects,
+        near_clusters=gone.near_clusters(),
     )

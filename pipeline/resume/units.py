@@ -323,5 +323,14 @@ def near_unit(work: UnitStore, recipe: Recipe, clean_keys: list[str]) -> tuple[s
             "table": pa.array(np.array(DATA_TABLES)[table_arr[dup]].tolist(), pa.string()),
         }
     )
-    work.save_tables("near", key, {"duplicates": table}, {"key": key, "rows": store.n})
+    work.save_tables("near", key, {"duplicates": table}, {"key": key, "rows": store.n, "clusters": cluster_sizes(of)})
     return key, False, store.n
+
+
+def cluster_sizes(of: np.ndarray) -> list[list[int]]:
+    """[near duplicates, kept rows with that many] from the row each near duplicate keeps: the report's
+    cluster table, counted here from the arrays (the writer would need a map of every kept id with
+    duplicates, which grows with the corpus)."""
+    _, per_kept = np.unique(of, return_counts=True)
+    sizes, rows = np.unique(per_kept, return_counts=True)
+    return [[int(a), int(b)] for a, b in zip(sizes.tolist(), rows.tolist(), strict=True)]

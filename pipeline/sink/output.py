@@ -46,6 +46,7 @@ class BuildRows:
     split_counts: dict[str, Counter]
     rejects: Callable[[], Iterable[pa.Table]]
     reject_count: int
+    near_clusters: Counter | None = None  # near duplicates per kept row -> kept rows (None: counted here)
 
 
 # the columns the manifest's tally and the report's statistics read from each kept row
@@ -155,7 +156,7 @@ def write_build(
     for f in inputs:
         read[f.source] += f.records
     tally = Tally()
-    stats = ReportStats(tokenizer_of(recipe))
+    stats = ReportStats(tokenizer_of(recipe), near_clusters=rows.near_clusters)
     shards: list[WrittenShard] = []
     shard_rows = recipe.output.shard_rows
     for table in DATA_TABLES:

@@ -162,8 +162,11 @@ class ReportStats:
     """The report's figures, gathered row by row as a build writes its shards (so nothing is read back).
     Memory: one length per kept row (and one token count), the first rows of each source, counters."""
 
-    def __init__(self, tokenizer: tuple[str, str] | None = None) -> None:
+    def __init__(self, tokenizer: tuple[str, str] | None = None, near_clusters: Counter | None = None) -> None:
         self.tokenizer = tokenizer
+        # the cluster table, when the caller has it (a build: its near dedup units counted it); else the
+        # near duplicates are counted per kept id as they come (near_of)
+        self.near_clusters = near_clusters
         self.count_tokens, self.token_note = _token_counter(tokenizer)
         self.parts: dict[tuple[str, str], _Part] = {}
         self.rejects: Counter = Counter()  # (stage, reason) -> rows
@@ -215,7 +218,7 @@ class ReportStats:
                     "record": _record_snippet(r.get("record") if record is None else record()),
                 }
             )
-        if r["reason"] == "duplicate_near":
+        if r["reason"] == "duplicate_near" and self.near_clusters is None:
             self.near_of[r["duplicate_of"]] += 1
 
     def data(self, manifest: dict) -> dict:
@@ -248,7 +251,7 @@ class ReportStats:
             if key in tokens:
                 row.update({f"tokens {q}": v for q, v in zip(("min", "median", "p90", "max"), t, strict=True)})
             lengths.append(row)
-        clusters = Counter(self.near_of.values())
+        clusters = self.near_clusters if self.near_clusters is not None else Counter(self.near_of.values())
         conversations = [
             {
                 "source": name,
