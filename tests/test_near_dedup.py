@@ -125,6 +125,7 @@ def test_batched_clustering_equals_one_comparison_at_a_time(planted, tmp_path, m
             for at in rng.integers(0, len(chars), size=max(1, len(chars) * v // 40)):
                 chars[at] = "xyzかきく"[int(rng.integers(0, 6))]
             docs.append(Doc(f"{d.id}-v{v}", "".join(chars), d.lang))
+    docs[5:5] = [Doc("no-shingles-1", "", "ja"), Doc("no-shingles-2", "。、", "ja")]  # all-EMPTY signatures
     s = NearDupSettings(threshold=threshold)
     bands, rows = lsh_params(s.threshold, s.num_perm)
     sig = near.signatures_for([Doc(d.id, d.text, d.lang) for d in docs], s)
@@ -143,6 +144,10 @@ def test_batched_clustering_equals_one_comparison_at_a_time(planted, tmp_path, m
     monkeypatch.setattr(near, "RUN_ROWS", run_rows)
     got = near.cluster_arrays(store, ids, prios, s.threshold, bands)
     want = near._cluster_arrays_reference(store, ids, prios, s.threshold, bands)
+    for j in range(bands):  # band keys made a unit at a time: those of the whole band's block
+        usable, keys = store.band_keys(j)
+        whole = near._block_keys(store.band(j))
+        assert np.array_equal(usable, whole[0]) and np.array_equal(keys, whole[1]) and len(usable) < store.n
     store.close()
     assert len(want[0]) >= 100
     for g, w in zip(got, want, strict=True):

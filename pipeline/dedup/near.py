@@ -232,6 +232,18 @@ class UnitSignatures:
         parts = [np.load(p)[i, cols] for p, i in zip(self.paths, self.index, strict=True) if len(i)]
         return np.concatenate(parts) if parts else np.empty((0, self.rows), np.uint32)
 
+    def band_keys(self, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """``_block_keys(self.band(j))`` made a unit at a time, so that only the keys are kept (8 bytes a
+        row) and never the whole band's block (4 bytes a row per band row: 36 at 128 permutations)."""
+        cols = slice(j * self.rows, (j + 1) * self.rows)
+        usable, keys = [np.empty(0, np.int64)], [np.empty(0, np.uint64)]
+        for p, i, start in zip(self.paths, self.index, self.starts[:-1].tolist(), strict=True):
+            if len(i):
+                u, k = _block_keys(np.load(p)[i, cols])
+                usable.append(u + start)
+                keys.append(k)
+        return np.concatenate(usable), np.concatenate(keys)
+
     def row(self, i: int) -> np.ndarray:
         u = int(np.searchsorted(self.starts, i, side="right")) - 1
         r = int(self.index[u][i - self.starts[u]])
@@ -286,6 +298,12 @@ def _npy_data_offset(path: Path) -> int:
         return fh.tell()
 
 
+def _block_keys(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the rows of a band's block that have shingles, their band keys)."""
+    usable = np.nonzero(~(block == EMPTY).all(axis=1))[0]
+    return usable, _band_keys(block[usable])
+
+
 def _band_keys(block: np.ndarray) -> np.ndarray:
     key = np.zeros(len(block), dtype=np.uint64)
     for c in range(block.shape[1]):
@@ -308,10 +326,7 @@ def _band_runs(store, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | Non
     """Band ``j``'s runs of equal keys: (starts, ends, rows), run k being rows[starts[k]:ends[k]] in key
     order (stable); None when no two documents share a key. Documents without shingles never match."""
     failpoint("near-band")
-    block = store.band(j)
-    usable = np.nonzero(~(block == EMPTY).all(axis=1))[0]
-    keys = _band_keys(block[usable])
-    del block
+    usable, keys = store.band_keys(j) if hasattr(store, "band_keys") else _block_keys(store.band(j))
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
     same = np.nonzero(sorted_keys[1:] == sorted_keys[:-1])[0]
