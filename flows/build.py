@@ -80,10 +80,11 @@ def near_task(out_dir: str, recipe: Recipe, clean_keys: list[str]) -> tuple[str 
 def write_task(recipe: Recipe, out: Path, key: str, clean_keys: list[str], dedup: dict, inputs, stages):
     """Stream the kept rows and the rejects out of the units into shards, then manifest, card, report."""
     work = UnitStore(out)
-    gone = Duplicates(work, dedup)
-    rows = build_rows(work, clean_keys, gone, recipe.split.validation, recipe.split.seed)
-    with StagingDir(out, key) as staging:
-        written = write_build(staging, recipe, rows, [InputFile(**i) for i in inputs], stages, reuse=True)
+    with memory_released():
+        gone = Duplicates(work, dedup)
+        rows = build_rows(work, clean_keys, gone, recipe.split.validation, recipe.split.seed)
+        with StagingDir(out, key) as staging:
+            written = write_build(staging, recipe, rows, [InputFile(**i) for i in inputs], stages, reuse=True)
     get_run_logger().info("wrote %d shards to %s", len(written.manifest.shards), out)
     for suffix, table in artifact_tables(written.report).items():  # the report's tables, on the flow run
         create_table_artifact(
