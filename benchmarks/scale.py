@@ -15,6 +15,10 @@ largest process and of the tree's sum, bytes written to the work directory (.NAM
 
 ``--big-mb N`` also builds one RedPajama .jsonl.zst file holding N MB of JSON lines (uncompressed), the
 case of one large RedPajama shard: the file is cut into units of runtime.unit_records records.
+
+``--baseline TREE`` (a checkout of another commit, e.g. ``git worktree add /tmp/old f20ec38``) also builds each
+size with that tree's CLI (same interpreter), alternating with this one ``--rounds`` times, and prints both:
+this machine's runs vary by 10-20%, so speed is compared side by side, never against an old figure.
 """
 
 from __future__ import annotations
@@ -177,7 +181,7 @@ def du(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
 
 
-def build(r: Path, out: Path) -> dict:
+def build(r: Path, out: Path, root: Path = ROOT) -> dict:
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PIPELINE_FAILPOINT", None)
     work = out.parent / f".{out.name}.work"
@@ -185,7 +189,7 @@ def build(r: Path, out: Path) -> dict:
     log = open(out.parent / f"{out.name}.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "build", str(r), "--out", str(out), "--fresh"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root,
     )
     sampler = Sampler(proc.pid)
     sampler.start()
@@ -207,6 +211,18 @@ def build(r: Path, out: Path) -> dict:
     }
 
 
+def side_by_side(r: Path, d: Path, n: int, baseline: Path, rounds: int) -> None:
+    """``rounds`` alternating whole-CLI builds of one corpus by ``baseline``'s tree and this one."""
+    for k in range(rounds):
+        for name, root in (("baseline", baseline), ("this tree", ROOT)):
+            res = build(r, d / f"side-{k}-{name.split()[0]}", root)
+            print(
+                f"  {name} ({root}), round {k}: {res['seconds']:.1f} s, {n / res['seconds']:,.0f} docs/s, "
+                f"peak RSS largest process {res['peak_one'] / 2**20:,.0f} MB",
+                flush=True,
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, nargs="+", default=[200_000, 1_000_000, 2_000_000])
@@ -214,6 +230,8 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=16)
     ap.add_argument("--big-mb", type=int, default=0)
     ap.add_argument("--dir", type=Path, default=Path("/tmp/scale-bench"))
+    ap.add_argument("--baseline", type=Path, default=None, help="another checkout to build each size with too")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating runs per size with --baseline")
     a = ap.parse_args()
     shutil.rmtree(a.dir, ignore_errors=True)
     a.dir.mkdir(parents=True)
@@ -231,6 +249,8 @@ def main() -> None:
     for n in a.docs:
         d = a.dir / f"n{n}"
         raw = write_inputs(d, documents(n, base), a.files)
+        if a.baseline is not None:
+            side_by_side(recipe(d, sources), d, n, a.baseline.resolve(), a.rounds)
         res = build(recipe(d, sources), d / "out")
         rows.append((n, res))
         print(
