@@ -31,10 +31,13 @@ NFKC_CONTEXTS = [("", ""), ("a", "\u0301"), ("か", "\u3099"), ("\u1100", "\u116
 def test_fast_nfkc_equals_unicodedata_on_every_code_point_in_context_and_on_the_samples():
     import unicodedata
 
-    for before, after in NFKC_CONTEXTS:  # every code point (lone surrogates too), 4096 to a string
-        for lo in range(0, 0x110000, 4096):
+    # every code point of the planes NFKC maps anything in (lone surrogates too), and variation selectors
+    # and tags above, 4096 to a string
+    for before, after in NFKC_CONTEXTS:
+        for lo in [*range(0, 0x30000, 4096), 0xE0000]:
             text = "".join(before + chr(cp) + after for cp in range(lo, lo + 4096))
             assert nfkc(text) == unicodedata.normalize("NFKC", text), (hex(lo), before, after)
+    assert all(unicodedata.is_normalized("NFKC", chr(cp)) for cp in range(0x30000, 0x110000))  # nothing mapped above
     cases = ["", "abc", "（注）：ｶﾀｶﾅ℃", "\u3000全角　スペース", "ｶﾞｷﾞ", "が\u3099", "\ud800（", "𠀋（x）", "\U0002f800"]
     texts = [p.read_text(encoding="utf-8", errors="replace") for p in sorted(SAMPLES.rglob("*")) if p.is_file()]
     for text in cases + texts:
