@@ -94,6 +94,11 @@ def script_lang(text: str) -> str | None:
     # the four classes counted in one pass over the code points (four regex scans cost 4x as much)
     units = np.frombuffer(sample.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     _, kana, hangul, han, latin = np.bincount(SCRIPT[units], minlength=5).tolist()
+    return script_of(kana, hangul, han, latin)
+
+
+def script_of(kana: int, hangul: int, han: int, latin: int) -> str | None:
+    """script_lang's decision from the counts of each class's characters."""
     cjk = kana + hangul + han
     if cjk == 0 and latin == 0:
         return None
