@@ -11,6 +11,8 @@ import json
 import re
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import xxhash
 
 from schemas.columns import LINEAGE_NAMES
@@ -127,6 +129,34 @@ def to_json(obj: Any) -> str:
     except UnicodeEncodeError:
         return json.dumps(obj, ensure_ascii=True, sort_keys=True, separators=(",", ":"))
     return text
+
+
+# json.dumps's escapes of a str (ensure_ascii=False): backslash first, so that no escape is escaped again
+_JSON_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"), ("\b", "\\b"), ("\f", "\\f"))
+_JSON_CONTROLS = tuple(chr(c) for c in range(0x20) if chr(c) not in "\n\r\t\b\f")  # escaped as \u00XX
+
+
+def json_strings(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """``json.dumps(value, ensure_ascii=False)`` of every value of a string column, in Arrow (null:
+    ``null``). Arrow strings are valid UTF-8, so none holds the lone surrogates that to_json escapes."""
+    out = column
+    for char, escaped in _JSON_ESCAPES:
+        out = pc.replace_substring(out, char, escaped)
+    if pc.any(pc.match_substring_regex(out, "[\\x{00}-\\x{1f}]")).as_py():
+        for char in _JSON_CONTROLS:
+            out = pc.replace_substring(out, char, f"\\u{ord(char):04x}")
+    return pc.fill_null(pc.binary_join_element_wise('"', out, '"', ""), "null")
+
+
+def json_records(table: pa.Table) -> pa.Array | pa.ChunkedArray | None:
+    """:func:`to_json` of every row of ``table`` as a dict of its columns, in Arrow, when every column is a
+    string column (None otherwise: the caller serialises those rows one at a time)."""
+    if not table.num_columns or not all(pa.types.is_string(f.type) for f in table.schema):
+        return None
+    parts: list = []
+    for i, name in enumerate(sorted(table.column_names)):
+        parts += [("{" if i == 0 else ",") + json.dumps(name) + ":", json_strings(table.column(name))]
+    return pc.binary_join_element_wise(*parts, "}", "")
 
 
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")

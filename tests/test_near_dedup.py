@@ -179,3 +179,32 @@ def test_batched_clustering_walks_later_stars_like_the_reference():
         dup, of, sim = fn(Store(), ids, prios, 0.75, 1)
         assert [(ids[d], ids[o]) for d, o in zip(dup, of, strict=True)] == [(b"c", b"b"), (b"d", b"a")]
         assert sim.tolist() == [0.875, 0.875]
+
+
+def test_members_joined_with_their_run_head_earlier_are_not_read_again():
+    """Rows joined in an earlier band change nothing when they meet again: band 0 joins A and A' (runs {A, A'}
+    and {B, C}, B unlike C); in band 1 all four share a key, and A' (joined with the run's head A) is dropped
+    before signatures are read: band 1 reads A, B and C only. The result is the reference's."""
+    from pipeline.dedup import near
+
+    a = np.arange(1, 9, dtype=np.uint32)
+    sig = np.stack([a, np.r_[a[:7], 99].astype(np.uint32), a + 20, a + 40])  # A, A' (7/8 alike), B, C
+    read: list[list[int]] = []
+
+    class Store:
+        def band(self, j):
+            return np.array([[1, 1], [1, 1], [2, 2], [2, 2]] if j == 0 else [[3, 3]] * 4, np.uint32)
+
+        def row(self, i):
+            return sig[i]
+
+        def rows_of(self, idx):
+            read.append(sorted(np.asarray(idx).tolist()))
+            return sig[idx]
+
+    ids = np.array([b"a", b"a2", b"b", b"c"], "S32")
+    prios = np.zeros(4, np.int64)
+    got = near.cluster_arrays(Store(), ids, prios, 0.75, 2)
+    assert read[:2] == [[0, 1, 2, 3], [0, 2, 3]]  # band 0: both pairs; band 1: A' left out
+    want = near._cluster_arrays_reference(Store(), ids, prios, 0.75, 2)
+    assert [x.tolist() for x in got] == [x.tolist() for x in want] == [[1], [0], [0.875]]

@@ -222,6 +222,27 @@ def test_duplicate_rejects_by_column_equal_the_row_by_row_reference():
     assert kinds[("original", "instruct")] and kinds[("own", "instruct")] and kinds[("own", "chat")]
 
 
+def test_json_records_in_arrow_equal_to_json():
+    """A duplicate's record made from its own fields in Arrow is to_json's text: quotes, backslashes, every
+    control character (\\n and the like, the rest as \\u00XX), DEL, U+2028, emoji, empty and null values."""
+    import json
+    import random
+
+    from pipeline.records import json_records, json_strings, to_json
+
+    rng = random.Random(0)
+    alphabet = [chr(c) for c in range(0x80)] + ["あ", "\u2028", "😀", "é"]
+    values = ["", 'a"b\\c', "x\ny\r\tz\b\f", "\x00\x01\x1f\x7f", None, "\\n", '""']
+    values += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(2000)]
+    column = pa.array(values, pa.string())
+    assert json_strings(column).to_pylist() == [json.dumps(v, ensure_ascii=False) for v in values]
+    plain = pa.array(["plain text"] * len(values), pa.string())  # no control characters: the fast path
+    assert json_strings(plain).to_pylist() == ['"plain text"'] * len(values)
+    table = pa.table({"text": column, "meta": pa.array(values[::-1], pa.string()), "input": plain})
+    assert json_records(table).to_pylist() == [to_json(r) for r in table.to_pylist()]
+    assert json_records(table.append_column("n", pa.array(range(len(values))))) is None  # not all strings
+
+
 def test_signature_batches_end_at_a_character_budget_with_the_same_signatures(monkeypatch):
     docs = [Doc(r["id"], r["text"], "en") for r in wiki_rows()]
     s = NearDupSettings()

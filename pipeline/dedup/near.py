@@ -369,6 +369,28 @@ def _first_star_sims(sigs: np.ndarray, sizes: list[int]) -> list[float]:
     return out.tolist()
 
 
+def _open_runs(uf: _UnionFind, starts: np.ndarray, ends: np.ndarray, members: np.ndarray):
+    """A band's runs (run k = members[starts[k]:ends[k]]) less the members the union-find has joined with
+    their run's first member already, as (starts, ends, members) of the runs left with two members or more.
+    The first star of a run (head: its first member) skips such a member (``find(m) == find(head)``) and
+    leaves it out of later stars, so it changes nothing; rows joined at the band's start stay joined. So
+    they are dropped at once, in numpy, before their signatures are read: in later bands most of a run's
+    members are such, and each cost a Python step."""
+    sizes = ends - starts
+    run_of = np.repeat(np.arange(len(starts)), sizes)
+    at = np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(len(run_of))  # positions in members
+    root = uf.roots()
+    rows = members[at]
+    head = members[starts][run_of]
+    keep = (at == starts[run_of]) | (root[rows] != root[head])
+    left = np.bincount(run_of[keep], minlength=len(starts))
+    keep &= left[run_of] >= 2
+    rows = rows[keep]
+    left = left[left >= 2]
+    ends = np.cumsum(left)
+    return ends - left, ends, rows
+
+
 def cluster_arrays(
     store, ids: np.ndarray, prios: np.ndarray, threshold: float, bands: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -384,7 +406,7 @@ def cluster_arrays(
         runs = _band_runs(store, j)
         if runs is None:
             continue
-        starts, ends, members_of = runs
+        starts, ends, members_of = _open_runs(uf, *runs)
         first = 0
         while first < len(starts):
             last = first + 1  # runs first..last-1, RUN_ROWS candidates at most (a longer run alone)
@@ -397,10 +419,15 @@ def cluster_arrays(
             sigs = store.rows_of(rows)
             perms = sigs.shape[1]
             firsts = _first_star_sims(sigs, [b - a for a, b in spans])
-            at = 0
+            at, listed = 0, rows.tolist()
             for a, b in spans:
                 size = b - a
-                run = rows[at : at + size].tolist()
+                if size == 2:  # a pair (most runs): joined when similar enough (a no-op when joined already)
+                    if firsts[at + 1] >= threshold:
+                        union(listed[at], listed[at + 1])
+                    at += 2
+                    continue
+                run = listed[at : at + size]
                 sig = sigs[at : at + size]
                 first = firsts[at + 1 : at + size]
                 at += size

@@ -21,6 +21,8 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.processes import release_memory
-from pipeline.records import ORIGINAL, Row, reject, to_json
+from pipeline.records import ORIGINAL, Row, json_records, reject, to_json
 from pipeline.resume.store import UnitStore
 from pipeline.sink.output import BuildRows
 from pipeline.sink.split import split_of
@@ -208,14 +210,33 @@ def _sorted(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
 _DUP_BATCH = 4096  # duplicates turned into reject rows at a time
 
 
+# threads that read one id range out of the units at once (Parquet decoding and Arrow's copies run outside
+# the GIL): the writer's reading thread was its bottleneck, with the other core half idle
+READ_THREADS = 2
+
+
 def _range(
-    work: UnitStore, clean_keys: list[str], table: str, lo: str | None, hi: str | None, columns: list[str] | None = None
+    work: UnitStore,
+    clean_keys: list[str],
+    table: str,
+    lo: str | None,
+    hi: str | None,
+    columns: list[str] | None = None,
+    pool: ThreadPoolExecutor | None = None,
 ) -> pa.Table | None:
-    """One id range of ``table`` from every unit, concatenated (unit schema, or ``columns``; not sorted)."""
-    parts = [
-        t for key in clean_keys if (t := work.id_range("clean", key, table, lo, hi, columns)) is not None and t.num_rows
-    ]
+    """One id range of ``table`` from every unit, concatenated in unit order (unit schema, or ``columns``;
+    not sorted); with ``pool``, the units are read by its threads."""
+
+    def read(key: str) -> pa.Table | None:
+        return work.id_range("clean", key, table, lo, hi, columns)
+
+    tables = pool.map(read, clean_keys) if pool is not None and len(clean_keys) > 1 else map(read, clean_keys)
+    parts = [t for t in tables if t is not None and t.num_rows]
     return pa.concat_tables(parts) if parts else None
+
+
+def _reading_pool() -> ThreadPoolExecutor | None:
+    return ThreadPoolExecutor(READ_THREADS, thread_name_prefix="unit-read") if READ_THREADS > 1 else None
 
 
 def unit_bytes(work: UnitStore, clean_keys: list[str], table: str, columns: list[str] | None = None) -> int:
@@ -291,25 +312,26 @@ def output_rows(
     schema = TABLE_SCHEMAS[table]
     columns = [*schema.names, ORIGINAL] if spill is not None else list(schema.names)
     work.drop_cached_groups()
-    for lo, hi in id_ranges(total, nbytes):
-        t = _range(work, clean_keys, table, lo, hi, columns)
-        if t is None:
-            continue
-        here = gone.between(lo, hi)
-        ids = here.ids_between(None, None)
-        if len(ids):
-            dup = pc.is_in(t.column("id"), value_set=ids)
-            if spill is not None:
-                dups = t.filter(dup)
-                dups = dups.take(pc.sort_indices(dups, [("id", "ascending")]))  # the spill file is in id order
-                for at in range(0, dups.num_rows, _DUP_BATCH):
-                    spill.add(table, duplicate_rejects(dups.slice(at, _DUP_BATCH), here))
-                del dups
-            t = t.filter(pc.invert(dup))
-        if t.num_rows:
-            yield _sorted([t], schema)
-        del t
-        release_memory()  # freed ranges back to the system, so the peak is one range, not the heap's
+    with _reading_pool() or nullcontext() as pool:
+        for lo, hi in id_ranges(total, nbytes):
+            t = _range(work, clean_keys, table, lo, hi, columns, pool)
+            if t is None:
+                continue
+            here = gone.between(lo, hi)
+            ids = here.ids_between(None, None)
+            if len(ids):
+                dup = pc.is_in(t.column("id"), value_set=ids)
+                if spill is not None:
+                    dups = t.filter(dup)
+                    dups = dups.take(pc.sort_indices(dups, [("id", "ascending")]))  # the spill file is in id order
+                    for at in range(0, dups.num_rows, _DUP_BATCH):
+                        spill.add(table, duplicate_rejects(dups.slice(at, _DUP_BATCH), here))
+                    del dups
+                t = t.filter(pc.invert(dup))
+            if t.num_rows:
+                yield _sorted([t], schema)
+            del t
+            release_memory()  # freed ranges back to the system, so the peak is one range, not the heap's
     if spill is not None:
         spill.finish(table)
 
@@ -331,24 +353,32 @@ def duplicate_rejects(dups: pa.Table, gone: Dropped) -> pa.Table:
     ids = fixed_width(dups.column("id"), 32)
     at = np.searchsorted(gone.ids, ids)
     near, sim = gone.near[at], gone.sim[at]
-    fields = [c for c in dups.column_names if c not in LINEAGE_NAMES and not c.startswith("_")]
-    originals = dups.column(ORIGINAL).to_pylist() if ORIGINAL in dups.column_names else [None] * n
-    own, records = None, []
-    for i, o in enumerate(originals):
-        if o is not None and o != "{}":  # stored as to_json made it: the record itself
-            records.append(o)
-            continue
-        own = dups.select(fields).to_pylist() if own is None else own  # no original fields: the row's own
-        records.append(to_json(own[i]))
+    fields = dups.select([c for c in dups.column_names if c not in LINEAGE_NAMES and not c.startswith("_")])
+    if ORIGINAL in dups.column_names:  # stored as to_json made it (or "{}": no original fields)
+        original = dups.column(ORIGINAL)
+        own_needed = pc.fill_null(pc.equal(original, "{}"), True)
+    else:
+        original, own_needed = pa.nulls(n, pa.string()), pa.array(np.ones(n, bool))
+    own = json_records(fields) if pc.any(own_needed).as_py() else original  # string columns: in Arrow
+    if own is None:  # a conversation's turns: the row's own fields one row at a time
+        rows, needed = fields.to_pylist(), own_needed.to_pylist()
+        own = pa.array([to_json(r) if k else None for r, k in zip(rows, needed, strict=True)], pa.string())
     columns = {name: dups.column(name) for name in LINEAGE_NAMES}
     columns.update(
         stage=pa.array(["dedup"] * n, pa.string()),
-        reason=pa.array(np.where(near, "duplicate_near", "duplicate_exact").tolist(), pa.string()),
-        detail=pa.array([None if np.isnan(x) else f"similarity={x:.4f}" for x in sim.tolist()], pa.string()),
-        duplicate_of=pa.array(gone.of[at].astype("U32").tolist(), pa.string()),
-        record=pa.array(records, pa.string()),
+        reason=pc.if_else(pa.array(near, pa.bool_()), "duplicate_near", "duplicate_exact"),
+        detail=_similarity_details(sim),
+        duplicate_of=pa.array(gone.of[at], pa.binary()).cast(pa.string()),
+        record=pc.if_else(own_needed, own, original),
     )
     return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
+
+
+def _similarity_details(sim: np.ndarray) -> pa.Array:
+    """``similarity=0.9375`` per value (null for NaN: an exact duplicate), each distinct value formatted once."""
+    values, inverse = np.unique(np.where(np.isnan(sim), -1.0, sim), return_inverse=True)
+    texts = pa.array([None if x == -1.0 else f"similarity={x:.4f}" for x in values.tolist()], pa.string())
+    return texts.take(pa.array(inverse.reshape(-1), pa.int64()))
 
 
 def output_rejects(
@@ -369,30 +399,31 @@ def _output_rejects(
 ) -> Iterator[pa.Table]:
     schema = TABLE_SCHEMAS["rejects"]
     work.drop_cached_groups()
-    for lo, hi in id_ranges(total, nbytes):
-        parts = []
-        t = _range(work, clean_keys, "rejects", lo, hi)
-        if t is not None:
-            parts.append(t)
-        here = gone.between(lo, hi)
-        ids = here.ids_between(None, None)
-        for table in DATA_TABLES if len(ids) else ():
-            if spill is not None and table in spill.done:
-                t = spill.id_range(table, lo, hi)
-                if t is not None and t.num_rows:
-                    parts.append(t)
-                continue
-            t = _range(work, clean_keys, table, lo, hi)
-            if t is None:
-                continue
-            dups = t.filter(pc.is_in(t.column("id"), value_set=ids))
-            del t
-            for at in range(0, dups.num_rows, _DUP_BATCH):
-                parts.append(duplicate_rejects(dups.slice(at, _DUP_BATCH), here))
-        if parts:
-            yield _sorted(parts, schema)
-        del parts
-        release_memory()
+    with _reading_pool() or nullcontext() as pool:
+        for lo, hi in id_ranges(total, nbytes):
+            parts = []
+            t = _range(work, clean_keys, "rejects", lo, hi, None, pool)
+            if t is not None:
+                parts.append(t)
+            here = gone.between(lo, hi)
+            ids = here.ids_between(None, None)
+            for table in DATA_TABLES if len(ids) else ():
+                if spill is not None and table in spill.done:
+                    t = spill.id_range(table, lo, hi)
+                    if t is not None and t.num_rows:
+                        parts.append(t)
+                    continue
+                t = _range(work, clean_keys, table, lo, hi, None, pool)
+                if t is None:
+                    continue
+                dups = t.filter(pc.is_in(t.column("id"), value_set=ids))
+                del t
+                for at in range(0, dups.num_rows, _DUP_BATCH):
+                    parts.append(duplicate_rejects(dups.slice(at, _DUP_BATCH), here))
+            if parts:
+                yield _sorted(parts, schema)
+            del parts
+            release_memory()
 
 
 def split_counts(

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from functools import cache
@@ -116,28 +117,32 @@ class UnitStore:
         self._footers: OrderedDict[Path, tuple[pa.Schema, list[tuple[str, str] | None]] | None] = OrderedDict()
         self._last: dict[tuple, tuple[int, pa.Table]] = {}  # (path, columns) -> (group, its rows)
         self._last_bytes = 0
+        self._lock = threading.Lock()  # the writer reads several units at once, from threads
 
     def drop_cached_groups(self) -> None:
         """Forget the groups id_range kept (a pass over one table is done)."""
-        self._last.clear()
-        self._last_bytes = 0
+        with self._lock:
+            self._last.clear()
+            self._last_bytes = 0
 
     def _keep_last(self, key: tuple, group: int, t: pa.Table) -> None:
-        old = self._last.pop(key, None)
-        if old is not None:
-            self._last_bytes -= old[1].nbytes
-        if self._last_bytes + t.nbytes <= LAST_GROUP_BYTES:
-            self._last[key] = (group, t)
-            self._last_bytes += t.nbytes
+        with self._lock:
+            old = self._last.pop(key, None)
+            if old is not None:
+                self._last_bytes -= old[1].nbytes
+            if self._last_bytes + t.nbytes <= LAST_GROUP_BYTES:
+                self._last[key] = (group, t)
+                self._last_bytes += t.nbytes
 
     def _footer(self, path: Path):
         """A unit file's schema and id bounds per row group (None when there is no such file), kept in an
         LRU. Not the parsed footer itself: that is ~150 KB in memory for a unit of 20k rows (26 KB on disk),
         which made ~100 MB at 2M documents and grew with the corpus; parsing it again for a read costs
         ~0.1 ms."""
-        if path in self._footers:
-            self._footers.move_to_end(path)
-            return self._footers[path]
+        with self._lock:
+            if path in self._footers:
+                self._footers.move_to_end(path)
+                return self._footers[path]
         entry = None
         if path.is_file():
             md = pq.ParquetFile(path).metadata
@@ -147,9 +152,10 @@ class UnitStore:
                 st = md.row_group(g).column(col).statistics
                 bounds.append((st.min, st.max) if st is not None and st.has_min_max else None)
             entry = (md.schema.to_arrow_schema(), bounds)
-        self._footers[path] = entry
-        if len(self._footers) > _FOOTERS:
-            self._footers.popitem(last=False)
+        with self._lock:
+            self._footers[path] = entry
+            if len(self._footers) > _FOOTERS:
+                self._footers.popitem(last=False)
         return entry
 
     def scratch(self) -> Path:
