@@ -158,6 +158,19 @@ def _result(future, what: str):
         ) from None
 
 
+def worker_environment() -> None:
+    """Allocator settings for the worker processes the build starts from here on (unless set already):
+
+    - Arrow's buffers from the C library's malloc (``ARROW_DEFAULT_MEMORY_POOL=system``), whose freed memory
+      malloc_trim hands back; mimalloc, Arrow's default, kept ~200 MB of the write's at 2M documents;
+    - one malloc arena (``MALLOC_ARENA_MAX=1``): the writer's threads (the range read ahead, the units read
+      at once) each took an arena of their own, whose freed blocks the others never reuse; one arena cut
+      the write's peak at 2M documents from 654 to 573 MB (0.2M: 484 -> 425 MB), at the same speed.
+    Both are read when a process starts, so they go into the environment the workers inherit."""
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    os.environ.setdefault("MALLOC_ARENA_MAX", "1")
+
+
 def _build(recipe: Recipe, out: Path, fresh: bool, log) -> dict:
     out_dir = str(out)
     work = UnitStore(out)
@@ -169,9 +182,7 @@ def _build(recipe: Recipe, out: Path, fresh: bool, log) -> dict:
     # every stage runs on the runner the recipe's runtime names (chosen here, at run time, so that a
     # served deployment obeys it); tasks hand over unit keys, rows stay on disk in the work directory
     input_bytes = sum(f.path.stat().st_size for _, f in files)
-    # the worker processes started from here allocate Arrow's buffers with the C library's malloc, whose freed
-    # memory malloc_trim hands back (mimalloc, Arrow's default, kept ~200 MB of the write's at 2M documents)
-    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    worker_environment()
     runner, writer = task_runner(recipe.runtime, input_bytes), write_runner(recipe.runtime, input_bytes)
     opened = []  # the runners entered and not yet closed
     try:

@@ -3,6 +3,7 @@ same bytes however the rows arrive), write ranges sized by bytes, the duplicate 
 signature batches cut by characters (same signatures)."""
 
 import json
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -443,3 +444,17 @@ def test_build_tasks_allocate_arrow_buffers_from_malloc():
         assert pa.default_memory_pool().backend_name == "system"
         t = pa.table({"x": pa.array(range(100_000))})
         assert t.column("x").chunk(0).buffers()[1].size >= 800_000 and pa.system_memory_pool().bytes_allocated() > 0
+
+
+def test_build_workers_start_with_malloc_for_arrow_and_one_arena(monkeypatch):
+    """The environment the build's worker processes inherit: Arrow on malloc, one malloc arena; a value the
+    user set is kept."""
+    from flows.build import worker_environment
+
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    worker_environment()
+    assert os.environ["ARROW_DEFAULT_MEMORY_POOL"] == "system" and os.environ["MALLOC_ARENA_MAX"] == "4"
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    worker_environment()
+    assert os.environ["MALLOC_ARENA_MAX"] == "1"

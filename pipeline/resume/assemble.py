@@ -451,8 +451,9 @@ def build_rows(work: UnitStore, clean_keys: list[str], gone: Duplicates, validat
     """The writer's streams over the clean units, minus the duplicates in ``gone``."""
     splits = {t: split_counts(work, clean_keys, t, gone, validation, seed) for t in DATA_TABLES}
     rejects = reject_count(work, clean_keys, gone)
-    # bytes: the ranges of long documents hold fewer rows (a duplicate's reject holds its row and original)
-    nbytes = {t: unit_bytes(work, clean_keys, t, list(TABLE_SCHEMAS[t].names)) for t in DATA_TABLES}
+    # bytes: the ranges of long documents hold fewer rows; counted over the columns each pass reads (the kept
+    # pass reads the original fields too, for the duplicates' rejects; a duplicate's reject holds both)
+    nbytes = {t: unit_bytes(work, clean_keys, t, [*TABLE_SCHEMAS[t].names, ORIGINAL]) for t in DATA_TABLES}
     reject_bytes = unit_bytes(work, clean_keys, "rejects") + (sum(unit_bytes(work, clean_keys, t) for t in DATA_TABLES) if len(gone) else 0)
     spill = DuplicateSpill(work)  # the kept pass makes the duplicates' rejects; the rejects pass reads them
     return BuildRows(

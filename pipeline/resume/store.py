@@ -104,8 +104,8 @@ def work_root(out_dir: Path) -> Path:
 
 _FOOTERS = 4096  # unit files whose schema and id bounds per row group a store keeps (a few KB each)
 # The writer's id ranges run in order and are finer than a unit's row groups (at 1M documents ~113 rows of a
-# unit per range, 512-row groups), so a range starts in the group the range before ended in: the last group
-# id_range decoded from each unit file is kept, up to this many bytes in all (beyond, groups are decoded again)
+# unit per range, 512-row groups), so a range starts in the group the range before ended in: the rows of that
+# group after each unit's range are kept, up to this many bytes in all (beyond, groups are decoded again)
 LAST_GROUP_BYTES = 64 << 20
 
 
@@ -115,7 +115,7 @@ class UnitStore:
         # path -> (Arrow schema, (min, max) id per row group or None) for id_range, read once; units never
         # change under their key, so an entry stays right while its unit exists
         self._footers: OrderedDict[Path, tuple[pa.Schema, list[tuple[str, str] | None]] | None] = OrderedDict()
-        self._last: dict[tuple, tuple[int, pa.Table]] = {}  # (path, columns) -> (group, its rows)
+        self._last: dict[tuple, tuple[int, pa.Table, str]] = {}  # (path, columns) -> (group, its rows from id on, id)
         self._last_bytes = 0
         self._lock = threading.Lock()  # the writer reads several units at once, from threads
 
@@ -125,14 +125,15 @@ class UnitStore:
             self._last.clear()
             self._last_bytes = 0
 
-    def _keep_last(self, key: tuple, group: int, t: pa.Table) -> None:
+    def _keep_last(self, key: tuple, entry: tuple[int, pa.Table, str] | None) -> None:
+        """Keep (group, its rows from ``from_id`` on, from_id) for ``key``'s next range; None: forget it."""
         with self._lock:
             old = self._last.pop(key, None)
             if old is not None:
                 self._last_bytes -= old[1].nbytes
-            if self._last_bytes + t.nbytes <= LAST_GROUP_BYTES:
-                self._last[key] = (group, t)
-                self._last_bytes += t.nbytes
+            if entry is not None and self._last_bytes + entry[1].nbytes <= LAST_GROUP_BYTES:
+                self._last[key] = entry
+                self._last_bytes += entry[1].nbytes
 
     def _footer(self, path: Path):
         """A unit file's schema and id bounds per row group (None when there is no such file), kept in an
@@ -258,23 +259,28 @@ class UnitStore:
             return schema.empty_table().select(columns) if columns else schema.empty_table()
         key = (path, None if columns is None else tuple(columns))
         last = self._last.get(key)
-        parts = []
-        if last is not None and last[0] == groups[0]:  # where the range before ended
-            parts.append(last[1])
-            groups = groups[1:]
+        parts, last_group = [], None
+        if last is not None and last[0] == groups[0] and lo is not None and lo >= last[2]:
+            parts.append(last[1])  # the rows of the group the range before ended in, from its end on
+            last_group, groups = groups[0], groups[1:]
         if groups:
             f = pq.ParquetFile(path)
             if len(groups) > 1:
                 parts.append(f.read_row_groups(groups[:-1], columns=columns))
-            tail = f.read_row_group(groups[-1], columns=columns)
-            parts.append(tail)
-            self._keep_last(key, groups[-1], tail)
+            parts.append(f.read_row_group(groups[-1], columns=columns))
+            last_group = groups[-1]
         t = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
         # the rows are sorted by id: the range is one run of them, copied out (a slice would keep every
         # decoded group alive while the range is assembled from all units: memory would grow with units)
         ids = t.column("id")
         start = 0 if lo is None else pc.sum(pc.less(ids, lo)).as_py() or 0
         stop = t.num_rows if hi is None else pc.sum(pc.less(ids, hi)).as_py() or 0
+        # kept for the next range: the last group's rows from this range's end on, copied (the whole group
+        # would hold the rows read already too: that grew the writer's memory with the number of units)
+        if hi is not None and stop < t.num_rows:
+            self._keep_last(key, (last_group, t.take(pa.array(np.arange(stop, t.num_rows, dtype=np.int64))), hi))
+        else:
+            self._keep_last(key, None)
         return t.take(pa.array(np.arange(start, stop, dtype=np.int64)))
 
     def batches(self, stage: str, key: str, name: str, rows: int = 65_536) -> Iterator[pa.RecordBatch]:
