@@ -66,7 +66,7 @@ class RuntimeSpec(Strict):
     threads_per_worker: int = Field(default=1, gt=0)
     # records per clean unit: a larger input file is cleaned (and resumed) in ranges of this many
     unit_records: int = Field(default=20_000, gt=0)
-    # and at most about this many bytes of record text (long documents make shorter ranges)
+    # and at most about this many characters of record text (long documents make shorter ranges)
     unit_bytes: int = Field(default=32 << 20, gt=0)
     # exact dedup partitions (by the first byte of the key), each its own task
     buckets: int = Field(default=8, gt=0, le=256)
