@@ -208,3 +208,33 @@ def test_members_joined_with_their_run_head_earlier_are_not_read_again():
     assert read[:2] == [[0, 1, 2, 3], [0, 2, 3]]  # band 0: both pairs; band 1: A' left out
     want = near._cluster_arrays_reference(Store(), ids, prios, 0.75, 2)
     assert [x.tolist() for x in got] == [x.tolist() for x in want] == [[1], [0], [0.875]]
+
+
+def test_a_run_is_walked_in_rank_order():
+    """A like B, B like C, A unlike C, all in one run. In row order the star around A takes B and leaves C
+    alone; ranked B first, the star around B takes both. Both implementations follow ``rank``."""
+    from pipeline.dedup import near
+
+    a = np.arange(1, 9, dtype=np.uint32)
+    b = np.r_[a[:6], 90, 91].astype(np.uint32)  # 6/8 like A
+    c = np.r_[a[:4], 92, 93, 90, 91].astype(np.uint32)  # 6/8 like B, 4/8 like A
+    sig = np.stack([a, b, c])
+
+    class Store:
+        def band(self, j):
+            return np.full((3, 2), 5, np.uint32)
+
+        def row(self, i):
+            return sig[i]
+
+        def rows_of(self, idx):
+            return sig[idx]
+
+    ids = np.array([b"a", b"b", b"c"], "S32")
+    prios = np.zeros(3, np.int64)
+    for fn in (near.cluster_arrays, near._cluster_arrays_reference):
+        dup, of, _ = fn(Store(), ids, prios, 0.75, 1)
+        assert [(ids[d], ids[o]) for d, o in zip(dup, of, strict=True)] == [(b"b", b"a")]
+        dup, of, sim = fn(Store(), ids, prios, 0.75, 1, np.array([1, 0, 2]))
+        assert [(ids[d], ids[o]) for d, o in zip(dup, of, strict=True)] == [(b"b", b"a"), (b"c", b"a")]
+        assert sim.tolist() == [0.75, 0.5]  # each duplicate's similarity to the row its cluster keeps

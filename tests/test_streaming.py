@@ -458,3 +458,61 @@ def test_build_workers_start_with_malloc_for_arrow_and_one_arena(monkeypatch):
     monkeypatch.delenv("MALLOC_ARENA_MAX")
     worker_environment()
     assert os.environ["MALLOC_ARENA_MAX"] == "1"
+
+
+def chain_texts() -> list[str]:
+    """Families of six ever more edited copies of a Wikipedia paragraph, shuffled: each copy is like the
+    one before it, less like those further away, so the stars a run gives depend on the order it is walked."""
+    import random
+
+    rng = random.Random(3)
+    texts = []
+    for line in WIKI.read_text(encoding="utf-8").splitlines()[:20]:
+        chars = list(json.loads(line)["text"][:400])
+        for _ in range(6):
+            for _ in range(len(chars) // 60):
+                chars[rng.randrange(len(chars))] = rng.choice("あいうえおかきくけこ")
+            texts.append("".join(chars))
+    rng.shuffle(texts)
+    return texts
+
+
+@pytest.mark.parametrize("unit_records", [1, 7, 1000])
+def test_near_dedup_walks_the_corpus_in_read_order_whatever_the_unit_cut(tmp_path, unit_records):
+    """Near dedup's stars depend on the order a run's members are walked (here the id order gives 21
+    different pairs of 88). The streaming build walks them in the order the corpus was read, not in the units'
+    id order: one unit of 120 rows, 18 units of 7 or 120 units of one give the duplicates that one pass
+    over the rows as read gives."""
+    from pipeline.resume.store import UnitStore
+    from pipeline.resume.units import clean_file, exact_bucket, exact_keys, near_unit
+    from pipeline.sources import expand
+    from schemas.recipe import load_recipe
+
+    texts = chain_texts()
+    sources = [{"name": "chain", "kind": "redpajama", "path": "../samples/chain.jsonl", "license": "mit"}]
+    path = samples_copy(tmp_path, sources=sources, license_policy=None, runtime={"unit_records": unit_records})
+    (tmp_path / "samples/chain.jsonl").write_text(
+        "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts), encoding="utf-8"
+    )
+    recipe = load_recipe(path)
+    work = UnitStore(tmp_path / "out")
+    [f] = expand(recipe, recipe.sources[0])
+    keys = clean_file(work, recipe, "chain", f)["units"]
+    assert len(keys) == -(-len(texts) // unit_records)
+    for b in range(len(exact_keys(recipe, keys))):
+        exact_bucket(work, recipe, keys, b)
+    key, reused, n = near_unit(work, recipe, keys)
+    got = work.table("near", key, "duplicates").to_pylist()
+
+    gone = assemble.dropped(work, {"exact": exact_keys(recipe, keys)})
+    read = {text_row(lineage("chain", "chain.jsonl", i, "mit", "ja"), t)["id"]: i for i, t in enumerate(texts)}
+    rows = sorted(assemble.kept_rows(work, keys), key=lambda r: read[r["id"]])  # the cleaned rows, as read
+    docs = [Doc(r["id"], r["text"], r["lang"]) for r in rows if not gone.mask(np.array([r["id"]], "S32"))[0]]
+    assert (reused, n, len(rows)) == (False, len(docs), 114)  # 6 of 120 rejected by the filters
+    s = NearDupSettings()
+    want = near_duplicates(docs, s)
+    assert [(g["id"], g["duplicate_of"], g["similarity"]) for g in got] == [
+        (d.id, d.duplicate_of, d.similarity) for d in want
+    ]
+    by_id = {(d.id, d.duplicate_of) for d in near_duplicates(sorted(docs, key=lambda d: d.id), s)}
+    assert len(want) == 88 and len(by_id ^ {(d.id, d.duplicate_of) for d in want}) == 21

@@ -322,9 +322,10 @@ def cluster(store, ids: np.ndarray, prios: np.ndarray, threshold: float, bands: 
 RUN_ROWS = 65_536  # candidate rows whose signatures are gathered at once (32 MB at 128 permutations)
 
 
-def _band_runs(store, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Band ``j``'s runs of equal keys: (starts, ends, rows), run k being rows[starts[k]:ends[k]] in key
-    order (stable); None when no two documents share a key. Documents without shingles never match."""
+def _band_runs(store, j: int, rank: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Band ``j``'s runs of equal keys: (starts, ends, rows), run k being rows[starts[k]:ends[k]], its
+    members in ``rank`` order (rank[i]: row i's place in the corpus; None: the store's row order); None when
+    no two documents share a key. Documents without shingles never match."""
     failpoint("near-band")
     usable, keys = store.band_keys(j) if hasattr(store, "band_keys") else _block_keys(store.band(j))
     order = np.argsort(keys, kind="stable")
@@ -336,7 +337,18 @@ def _band_runs(store, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | Non
         return None
     starts = same[np.r_[True, np.diff(same) > 1]]
     ends = np.searchsorted(keys, keys[starts], side="right")
+    if rank is not None:  # each run's members put in rank order, in place (only the runs' members move)
+        run_of, at = _run_positions(starts, ends)
+        members = usable[at]
+        usable[at] = members[np.lexsort((rank[members], run_of))]
     return starts, ends, usable
+
+
+def _run_positions(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the run of each run member, its position), for runs k = [starts[k], ends[k]) laid in order."""
+    sizes = ends - starts
+    run_of = np.repeat(np.arange(len(starts)), sizes)
+    return run_of, np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(len(run_of))
 
 
 def _kept_of(uf: _UnionFind, ids: np.ndarray, prios: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -376,9 +388,7 @@ def _open_runs(uf: _UnionFind, starts: np.ndarray, ends: np.ndarray, members: np
     leaves it out of later stars, so it changes nothing; rows joined at the band's start stay joined. So
     they are dropped at once, in numpy, before their signatures are read: in later bands most of a run's
     members are such, and each cost a Python step."""
-    sizes = ends - starts
-    run_of = np.repeat(np.arange(len(starts)), sizes)
-    at = np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(len(run_of))  # positions in members
+    run_of, at = _run_positions(starts, ends)
     root = uf.roots()
     rows = members[at]
     head = members[starts][run_of]
@@ -392,18 +402,20 @@ def _open_runs(uf: _UnionFind, starts: np.ndarray, ends: np.ndarray, members: np
 
 
 def cluster_arrays(
-    store, ids: np.ndarray, prios: np.ndarray, threshold: float, bands: int
+    store, ids: np.ndarray, prios: np.ndarray, threshold: float, bands: int, rank: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``cluster`` as arrays: (row of each duplicate, row of the document it keeps, similarity), in
     the duplicates' id order. Each band's runs of equal keys are taken in order, RUN_ROWS candidates at a
     time: their signatures are gathered in one read (``store.rows_of``) and each star's head is compared
     with all its members in one numpy operation; the union-find then walks the members exactly as one
-    comparison at a time would (:func:`_cluster_arrays_reference`, the same result). Memory: the bands'
-    keys, the union-find, O(rows) as numpy arrays, and RUN_ROWS signatures."""
+    comparison at a time would (:func:`_cluster_arrays_reference`, the same result). A run's members are
+    walked in ``rank`` order (the corpus's read order, so that the stars, and the result, do not depend on how
+    the rows were cut into units), or in the store's order when ``rank`` is None. Memory: the bands' keys,
+    the union-find, O(rows) as numpy arrays, and RUN_ROWS signatures."""
     uf = _UnionFind(len(ids))
     find, union = uf.find, uf.union
     for j in range(bands):
-        runs = _band_runs(store, j)
+        runs = _band_runs(store, j, rank)
         if runs is None:
             continue
         starts, ends, members_of = _open_runs(uf, *runs)
@@ -459,14 +471,14 @@ def cluster_arrays(
 
 
 def _cluster_arrays_reference(
-    store, ids: np.ndarray, prios: np.ndarray, threshold: float, bands: int
+    store, ids: np.ndarray, prios: np.ndarray, threshold: float, bands: int, rank: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`cluster_arrays` one signature read and one comparison at a time: the reference the tests
     compare it with."""
     uf = _UnionFind(len(ids))
     sig = store.row  # read as needed: a band's candidates can be most of the corpus, so nothing is cached
     for j in range(bands):
-        runs = _band_runs(store, j)
+        runs = _band_runs(store, j, rank)
         for start, end in zip(*runs[:2], strict=True) if runs is not None else ():
             members = runs[2][start:end].tolist()
             while len(members) > 1:  # star around the first member; the unmatched form the next star

@@ -98,7 +98,7 @@ def clean_file(work: UnitStore, recipe: Recipe, source: str, f: SourceFile) -> d
             cleaned.append(row)
         done = stage.counts - before
         counts.update(done)
-        info = {"key": key, "records": len(batch), "counts": dict(sorted(done.items()))}
+        info = {"key": key, "file": file_key, "records": len(batch), "counts": dict(sorted(done.items()))}
         work.save("clean", key, cleaned, info, extra={"keys": _keys_table(cleaned)})
         skey = sig_key(recipe, key)
         if skey is not None and not work.has("sig", skey):  # near dedup's signatures, while the rows are here
@@ -150,27 +150,47 @@ def _row_size(row: Row) -> int:
     return n
 
 
+def _kept_positions(rows: list[Row]) -> list[int]:
+    """The positions in ``rows`` of its kept rows, in the order every per-unit column file uses: table by
+    table, then id."""
+    kept = [k for k, r in enumerate(rows) if table_of(r) in DATA_TABLES]
+    return sorted(kept, key=lambda k: (DATA_TABLES.index(table_of(rows[k])), rows[k]["id"]))
+
+
 def kept_in_order(rows: list[Row]) -> list[Row]:
     """A unit's kept rows in the order every per-unit column file uses: table by table, then id."""
-    kept = [r for r in rows if table_of(r) in DATA_TABLES]
-    return sorted(kept, key=lambda r: (DATA_TABLES.index(table_of(r)), r["id"]))
+    return [rows[k] for k in _kept_positions(rows)]
 
 
 def _keys_table(rows: list[Row]) -> pa.Table:
-    """(id, source, table, exact-dedup key) of a unit's kept rows: all that exact dedup reads (the table
-    goes with each duplicate found, so that the writer counts kept rows without a map of them)."""
-    kept = kept_in_order(rows)
+    """(id, source, table, exact-dedup key, seq) of a unit's kept rows: all that exact dedup reads (the table
+    goes with each duplicate found, so that the writer counts kept rows without a map of them); ``seq`` is
+    the row's place in the unit's cleaned output, from which near dedup orders the corpus as it was read."""
+    at = _kept_positions(rows)
+    kept = [rows[k] for k in at]
     return pa.table(
         {
             "id": pa.array([r["id"] for r in kept], pa.string()),
             "source": pa.array([r["source"] for r in kept], pa.string()),
             "table": pa.array([table_of(r) for r in kept], pa.string()),
             "key": pa.array([dedup_key(r) for r in kept], pa.binary(16)),
+            "seq": pa.array(at, pa.int32()),
         }
     )
 
 
 TABLE_NAMES = pa.array(DATA_TABLES, pa.string())
+
+
+# Near dedup walks the corpus in the order it was read, whatever the unit cut: input file by input file, in
+# each file its tables in name order (as a whole file's unit was once read back: table by table, in name
+# order), then the rows as they came out of cleaning (unit after unit, ``seq`` in each).
+_NAME_RANK = np.argsort(np.argsort(np.array(DATA_TABLES)))
+
+
+def _table_indices(t: pa.Table) -> np.ndarray:
+    """A keys table's ``table`` column as indices into DATA_TABLES."""
+    return pc.index_in(t.column("table"), value_set=TABLE_NAMES).to_numpy(zero_copy_only=False).astype(np.int8)
 
 
 def _key_columns(
@@ -182,9 +202,8 @@ def _key_columns(
         t = work.table("clean", key, "keys")
         ids = fixed_width(t.column("id"), 32)
         sources = np.array(t.column("source").to_pylist(), dtype=object)
-        tables = pc.index_in(t.column("table"), value_set=TABLE_NAMES).to_numpy(zero_copy_only=False).astype(np.int8)
         keys = fixed_width(t.column("key"), 16)
-        yield ids, sources, tables, keys
+        yield ids, sources, _table_indices(t), keys
 
 
 def _priorities(recipe: Recipe) -> dict[str, int]:
@@ -298,21 +317,36 @@ def near_unit(work: UnitStore, recipe: Recipe, clean_keys: list[str]) -> tuple[s
     priorities = _priorities(recipe)
     s = settings_from(recipe.dedup.near)
     bands, rows = lsh_params(s.threshold, s.num_perm)
-    paths, masks, ids, prios, tables = [], [], [], [], []
-    for clean_key, (i, src, tab, _k) in zip(clean_keys, _key_columns(work, clean_keys), strict=True):
+    paths, masks, ids, prios, tables, places = [], [], [], [], [], []
+    files: dict[str, int] = {}
+    for n, clean_key in enumerate(clean_keys):
+        t = work.table("clean", clean_key, "keys")
+        i = fixed_width(t.column("id"), 32)
         mask = ~gone.mask(i)
+        tab = _table_indices(t)[mask]
         paths.append(work.unit_path("sig", sig_key(recipe, clean_key)) / "sig.npy")
         masks.append(mask)
         ids.append(i[mask])
-        prios.append(_prio_array(src[mask], priorities))
-        tables.append(tab[mask])
+        prios.append(_prio_array(np.array(t.column("source").to_pylist(), dtype=object)[mask], priorities))
+        tables.append(tab)
+        file_no = files.setdefault(work.info("clean", clean_key)["file"], len(files))
+        seq = t.column("seq").to_numpy()[mask]
+        places.append(np.stack([np.full(len(seq), file_no), _NAME_RANK[tab], np.full(len(seq), n), seq]))
     del gone
     store = UnitSignatures(paths, masks, s.num_perm, rows)
     id_arr = np.concatenate(ids) if ids else np.empty(0, "S32")
     table_arr = np.concatenate(tables) if tables else np.empty(0, np.int8)
     prio_arr = np.concatenate(prios) if prios else np.empty(0, np.int64)
+    place = np.concatenate(places, axis=1) if places else np.empty((4, 0), np.int64)
+    read_order = np.empty(store.n, np.int64)
+    read_order[np.lexsort(place[::-1])] = np.arange(store.n)
+    del place, places
     try:
-        dup, of, sim = cluster_arrays(store, id_arr, prio_arr, s.threshold, bands) if store.n else (np.empty(0, np.int64),) * 3
+        dup, of, sim = (
+            cluster_arrays(store, id_arr, prio_arr, s.threshold, bands, read_order)
+            if store.n
+            else (np.empty(0, np.int64),) * 3
+        )
     finally:
         store.close()
     # the columns straight from the numpy arrays: no Python object per duplicate (.tolist() of the id
