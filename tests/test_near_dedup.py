@@ -45,7 +45,7 @@ def test_same_result_for_any_batch_size_and_order(planted):
     a = near_duplicates(items, NearDupSettings(batch_size=4096))
     b = near_duplicates(items[::-1], NearDupSettings(batch_size=97))
     c = near_duplicates(items, NearDupSettings(batch_size=1))
-    assert a == b == c
+    assert a == b == c  # planted pairs make no chains, so here even the order does not matter (see below)
     assert len(a) > 200
 
 

@@ -5,8 +5,9 @@ file per LSH band plus one row-major file for verification; buckets are then bui
 so memory holds one band's keys (about 70 bytes a document), never the corpus or all signatures.
 Candidate pairs (same bucket in some band) are verified by their estimated Jaccard similarity and joined
 by union-find; in each cluster the best-ranked row (higher source priority, then smaller id) is kept and
-the others are reported with the similarity to it. The result depends only on the documents and the
-settings, not on batch sizes or arrival order.
+the others are reported with the similarity to it. The result depends only on the documents, their order
+in the corpus (the order a band's runs are walked in: the build passes the read order, whatever units the
+rows were cut into) and the settings, not on batch sizes.
 
 :func:`near_dedup` is the stage over build rows: rows in, (kept rows, duplicate_near rejects) out;
 :func:`near_duplicates` the detector over plain documents.
