@@ -99,10 +99,11 @@ def clean_file(work: UnitStore, recipe: Recipe, source: str, f: SourceFile) -> d
         done = stage.counts - before
         counts.update(done)
         info = {"key": key, "file": file_key, "records": len(batch), "counts": dict(sorted(done.items()))}
-        work.save("clean", key, cleaned, info, extra={"keys": _keys_table(cleaned)})
+        at = _kept_positions(cleaned)
+        work.save("clean", key, cleaned, info, extra={"keys": _keys_table(cleaned, at)})
         skey = sig_key(recipe, key)
         if skey is not None and not work.has("sig", skey):  # near dedup's signatures, while the rows are here
-            _save_signatures(work, recipe, skey, kept_in_order(cleaned))
+            _save_signatures(work, recipe, skey, [cleaned[k] for k in at])
             signed.append(key)
         computed += 1
         rows_cleaned += len(batch)
@@ -157,16 +158,11 @@ def _kept_positions(rows: list[Row]) -> list[int]:
     return sorted(kept, key=lambda k: (DATA_TABLES.index(table_of(rows[k])), rows[k]["id"]))
 
 
-def kept_in_order(rows: list[Row]) -> list[Row]:
-    """A unit's kept rows in the order every per-unit column file uses: table by table, then id."""
-    return [rows[k] for k in _kept_positions(rows)]
-
-
-def _keys_table(rows: list[Row]) -> pa.Table:
+def _keys_table(rows: list[Row], at: list[int]) -> pa.Table:
     """(id, source, table, exact-dedup key, seq) of a unit's kept rows: all that exact dedup reads (the table
     goes with each duplicate found, so that the writer counts kept rows without a map of them); ``seq`` is
-    the row's place in the unit's cleaned output, from which near dedup orders the corpus as it was read."""
-    at = _kept_positions(rows)
+    the row's place in the unit's cleaned output, from which near dedup orders the corpus as it was read;
+    ``at``: :func:`_kept_positions` of ``rows``."""
     kept = [rows[k] for k in at]
     return pa.table(
         {
