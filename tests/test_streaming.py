@@ -223,6 +223,41 @@ def test_duplicate_rejects_by_column_equal_the_row_by_row_reference():
     assert kinds[("original", "instruct")] and kinds[("own", "instruct")] and kinds[("own", "chat")]
 
 
+def test_a_unit_converted_in_chunks_is_the_file_of_one_conversion_and_its_rows_are_handed_over(tmp_path, monkeypatch):
+    """UnitStore.save turns a unit's rows into Arrow TO_ARROW_ROWS at a time and frees each row once
+    converted (the caller's list is emptied): the stored files are the bytes one whole conversion gives,
+    and they give the rows back."""
+    from pipeline.clean.filters import FilterContext
+    from pipeline.clean.stage import CleanStage
+    from pipeline.records import table_of
+    from pipeline.resume import store
+    from pipeline.resume.store import UnitStore, rows_of
+    from pipeline.sources import SourceFile, read_file
+    from schemas.recipe import SourceSpec
+
+    rel = "japanese_alpaca/alpaca_data_ja.sample.json"
+    path = ROOT / "data/samples" / rel
+    spec = SourceSpec(name="alpaca", kind="alpaca", path=rel, license="cc-by-4.0")
+    rows = list(CleanStage(FilterContext())(read_file(SourceFile("alpaca", path, path.name, rel), spec, ROOT)))
+    by_table = Counter(table_of(r) for r in rows)
+    assert by_table["instruct"] > 20 and by_table["rejects"] > 0
+    assert any(r.get("_original") is not None for r in rows)  # rows whose original fields are kept too
+
+    def unit(chunk_rows: int, name: str) -> Path:
+        monkeypatch.setattr(store, "TO_ARROW_ROWS", chunk_rows)
+        given = [dict(r) for r in rows]
+        work = UnitStore(tmp_path / name)
+        work.save("clean", "k", given, {"key": "k"})
+        assert given == []  # handed over
+        return work.unit_path("clean", "k")
+
+    chunked, whole = unit(7, "chunked"), unit(1 << 20, "whole")
+    for table in ("instruct", "rejects"):
+        assert (chunked / f"{table}.parquet").read_bytes() == (whole / f"{table}.parquet").read_bytes()
+        back = rows_of(pq.read_table(chunked / f"{table}.parquet"))
+        assert back == sorted((r for r in rows if table_of(r) == table), key=lambda r: r["id"])
+
+
 def test_json_records_in_arrow_equal_to_json():
     """A duplicate's record made from its own fields in Arrow is to_json's text: quotes, backslashes, every
     control character (\\n and the like, the rest as \\u00XX), DEL, U+2028, emoji, empty and null values."""

@@ -63,17 +63,32 @@ _UNIT_SCHEMAS = {
 }
 
 
-def _to_arrow(rows: list[Row], schema: pa.Schema) -> pa.Table:
+TO_ARROW_ROWS = 2048  # rows turned into Arrow at a time by save (their Python objects freed as they go)
+
+
+def _to_arrow(rows: list[Row], schema: pa.Schema, release: bool = False) -> pa.Table:
+    """``rows`` as an Arrow table of ``schema``, TO_ARROW_ROWS at a time; ``release``: each row's place in
+    ``rows`` is set to None once converted, so that a unit's rows are not held twice (as Python objects and
+    as Arrow) while the whole unit is converted."""
     names = set(schema.names)
-    out = []
-    for r in rows:
-        extra = set(r) - names
-        if extra:  # a row this store cannot give back unchanged: a bug, never silently dropped
-            raise ValueError(f"row {r.get('id')}: columns {sorted(extra)} are not in the unit schema")
-        if r.get(ORIGINAL) is not None:
-            r = {**r, ORIGINAL: to_json(r[ORIGINAL])}  # the record a reject keeps, as it will keep it
-        out.append(r)
-    return pa.Table.from_pylist(out, schema=schema)
+    chunks = []
+    for at in range(0, len(rows), TO_ARROW_ROWS):
+        out = []
+        for r in rows[at : at + TO_ARROW_ROWS]:
+            extra = set(r) - names
+            if extra:  # a row this store cannot give back unchanged: a bug, never silently dropped
+                raise ValueError(f"row {r.get('id')}: columns {sorted(extra)} are not in the unit schema")
+            if r.get(ORIGINAL) is not None:
+                r = {**r, ORIGINAL: to_json(r[ORIGINAL])}  # the record a reject keeps, as it will keep it
+            out.append(r)
+        chunks.append(pa.Table.from_pylist(out, schema=schema))
+        del out
+        if release:
+            rows[at : at + TO_ARROW_ROWS] = [None] * len(chunks[-1])
+    if not chunks:
+        return schema.empty_table()
+    # not combined into one chunk: that would copy the whole unit once more (row groups do not follow chunks)
+    return pa.concat_tables(chunks)
 
 
 def rows_of(table: pa.Table) -> list[Row]:
@@ -198,14 +213,19 @@ class UnitStore:
         self, stage: str, key: str, rows: list[Row], info: dict, extra: dict[str, pa.Table] | None = None
     ) -> None:
         """Write the unit whole under a temporary name, then rename it into place; each table's rows are
-        sorted by id, so that the build's writer can read id ranges of every unit through row-group statistics."""
+        sorted by id, so that the build's writer can read id ranges of every unit through row-group statistics.
+        ``rows`` is handed over: the list is emptied, and each row freed once it is in Arrow (a caller that
+        keeps no other reference to them holds a unit once, not twice)."""
         tables: dict[str, list[Row]] = {}
         for r in rows:
             tables.setdefault(table_of(r), []).append(r)
+        rows.clear()
         arrow = {}
         for name, part in tables.items():
             part.sort(key=lambda r: r["id"])
-            arrow[name] = _to_arrow(part, _UNIT_SCHEMAS[name])
+            arrow[name] = _to_arrow(part, _UNIT_SCHEMAS[name], release=True)
+            part.clear()
+        del tables
         self.save_tables(stage, key, {**arrow, **(extra or {})}, info)
 
     def save_tables(

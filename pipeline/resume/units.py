@@ -96,18 +96,23 @@ def clean_file(work: UnitStore, recipe: Recipe, source: str, f: SourceFile) -> d
         for row in stage(batch):
             failpoint("clean")
             cleaned.append(row)
+        records = len(batch)
+        batch.clear()  # the read rows: what the cleaned rows still need of them, they hold
         done = stage.counts - before
         counts.update(done)
-        info = {"key": key, "file": file_key, "records": len(batch), "counts": dict(sorted(done.items()))}
+        info = {"key": key, "file": file_key, "records": records, "counts": dict(sorted(done.items()))}
         at = _kept_positions(cleaned)
-        work.save("clean", key, cleaned, info, extra={"keys": _keys_table(cleaned, at)})
+        keys_table = _keys_table(cleaned, at)
+        # near dedup's signatures, while the rows are here as Python objects (save hands them over to Arrow)
         skey = sig_key(recipe, key)
-        if skey is not None and not work.has("sig", skey):  # near dedup's signatures, while the rows are here
-            _save_signatures(work, recipe, skey, [cleaned[k] for k in at])
+        sig = _signatures(recipe, [cleaned[k] for k in at]) if skey is not None and not work.has("sig", skey) else None
+        work.save("clean", key, cleaned, info, extra={"keys": keys_table})
+        if sig is not None:
+            _save_signatures(work, skey, sig)
             signed.append(key)
         computed += 1
-        rows_cleaned += len(batch)
-        del cleaned
+        rows_cleaned += records
+        del cleaned, sig
         release_memory()  # the next range starts from a small process, not from this one's peak
         failpoint("clean-saved")
 
@@ -276,19 +281,23 @@ def sig_unit(work: UnitStore, recipe: Recipe, clean_key: str) -> tuple[str, bool
     key = sig_key(recipe, clean_key)
     if work.has("sig", key):
         return key, True
-    _save_signatures(work, recipe, key, kept_rows(work, [clean_key]))
+    _save_signatures(work, key, _signatures(recipe, kept_rows(work, [clean_key])))
     return key, False
 
 
-def _save_signatures(work: UnitStore, recipe: Recipe, key: str, rows: Iterable[Row]) -> None:
-    """The signatures of ``rows`` (a clean unit's kept rows in its key table's order: read back, or the rows
-    clean_file has just cleaned, which saves reading the unit again) as the sig unit ``key``."""
+def _signatures(recipe: Recipe, rows: Iterable[Row]) -> np.ndarray:
+    """The MinHash signatures of ``rows`` (a clean unit's kept rows in its key table's order: read back, or
+    the rows clean_file has just cleaned, which saves reading the unit again), one row each."""
     s = settings_from(recipe.dedup.near)
     parts = [np.empty((0, s.num_perm), np.uint32)]
     docs = (Doc(r["id"], record_text(r), r.get("lang")) for r in rows)
     for batch in doc_batches(docs, s.batch_size):
         parts.append(signatures_for(batch, s))
-    sig = np.concatenate(parts)
+    return np.concatenate(parts)
+
+
+def _save_signatures(work: UnitStore, key: str, sig: np.ndarray) -> None:
+    """``sig`` as the sig unit ``key``: one (rows, num_perm) uint32 .npy file."""
     failpoint("sig-done")
     work.save_tables("sig", key, {}, {"key": key, "rows": len(sig)}, arrays={"sig": sig})
 
