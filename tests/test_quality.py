@@ -256,10 +256,16 @@ def test_legacy_encoded_alpaca_file_reads_the_same_rows(tmp_path, encoding):
     assert read("legacy.json") == read("utf8.json")
 
 
-def test_the_fast_code_and_latin_checks_answer_what_the_patterns_do_on_every_sample_field():
+def test_the_fast_code_latin_and_japanese_checks_answer_what_the_patterns_do_on_every_sample_field():
     import re
 
-    from pipeline.text.instruct import CODE_MARKERS, latin_letters, looks_like_code
+    from pipeline.text.instruct import (
+        CODE_MARKERS,
+        JA_TABLE_FROM,
+        japanese_letters,
+        latin_letters,
+        looks_like_code,
+    )
 
     texts = []
     for path in sorted(SAMPLES.rglob("*.json*")):
@@ -282,3 +288,11 @@ def test_the_fast_code_and_latin_checks_answer_what_the_patterns_do_on_every_sam
     assert [looks_like_code(t) for t in texts] == code
     assert (sum(code), len(texts)) == (241, 12489)  # both answers, many times
     assert [latin_letters(t) for t in texts] == [sum(map(len, re.findall(r"[A-Za-z]+", t))) for t in texts]
+    # Japanese letters: the regex below JA_TABLE_FROM characters, a code-unit table from there on (texts
+    # around the cut, with kana, kanji, half-width katakana and a character beyond the BMP)
+    ends = "".join(chr(c) for lo, hi in ((0x3041, 0x309F), (0x30A0, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xFF66, 0xFF9D)) for c in (lo - 1, lo, hi, hi + 1))
+    mixed = ("日本語のテキストｶﾀｶﾅ and English 𠀋〜ー・。" + ends) * 6
+    texts += [mixed[:n] for n in range(JA_TABLE_FROM - 3, JA_TABLE_FROM + 3)] + [mixed]
+    ja = [sum(map(len, re.findall(r"[\u3041-\u309f\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9d]+", t))) for t in texts]
+    assert [japanese_letters(t) for t in texts] == ja
+    assert sum(len(t) >= JA_TABLE_FROM for t in texts) > 100 and sum(ja) > 10_000  # both ways taken, on Japanese

@@ -15,6 +15,7 @@ from pipeline.text.instruct import (
     about_latin,
     code_like,
     english_cue,
+    latin_cues,
     latin_letters,
     latin_share,
     looks_like_code,
@@ -83,13 +84,25 @@ def check(row: Row, ctx) -> tuple[str, str] | None:
     share, letters = latin_share(output)  # first: most answers are Japanese, and the exemptions cost more
     if share < limit or not english_enough(letters, output):
         return None
-    code = looks_like_code(output)
-    code_ish = code_like(output, code)
-    if english_cue(instruction, inp, code_answer=code_ish):
+    # the exemptions, their costly parts (is the answer code?) found once and only when one decides
+    known: dict[str, bool] = {}
+
+    def code() -> bool:
+        if "code" not in known:
+            known["code"] = looks_like_code(output)
+        return known["code"]
+
+    def code_ish() -> bool:
+        if "code_ish" not in known:
+            known["code_ish"] = code_like(output, code)
+        return known["code_ish"]
+
+    cues = latin_cues(instruction, inp)
+    if english_cue(cues, code_answer=code_ish):
         return None
-    if code and (ABOUT_CODE.search(instruction + "\n" + inp) or looks_like_code(inp)):
+    if (ABOUT_CODE.search(instruction + "\n" + inp) or looks_like_code(inp)) and code():
         return None  # code for a task about code (code for a question about health is another row's answer)
-    if about_latin(instruction, inp, code_answer=code_ish) and len(LATIN_WORD.findall(output)) <= MAX_NAME_WORDS:
+    if about_latin(cues, code_answer=code_ish) and len(LATIN_WORD.findall(output)) <= MAX_NAME_WORDS:
         return None  # asked for a name, a title, a unit: a short Latin answer is fine
     text = instruction + "\n" + inp
     material, material_letters = latin_share(text)
