@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
@@ -139,13 +140,26 @@ _JSON_CONTROLS = tuple(chr(c) for c in range(0x20) if chr(c) not in "\n\r\t\b\f"
 def json_strings(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """``json.dumps(value, ensure_ascii=False)`` of every value of a string column, in Arrow (null:
     ``null``). Arrow strings are valid UTF-8, so none holds the lone surrogates that to_json escapes."""
+    present = _bytes_present(column)  # each replacement is a pass and a copy: only for what occurs
     out = column
     for char, escaped in _JSON_ESCAPES:
-        out = pc.replace_substring(out, char, escaped)
-    if pc.any(pc.match_substring_regex(out, "[\\x{00}-\\x{1f}]")).as_py():
-        for char in _JSON_CONTROLS:
+        if present[ord(char)]:
+            out = pc.replace_substring(out, char, escaped)
+    for char in _JSON_CONTROLS:
+        if present[ord(char)]:
             out = pc.replace_substring(out, char, f"\\u{ord(char):04x}")
     return pc.fill_null(pc.binary_join_element_wise('"', out, '"', ""), "null")
+
+
+def _bytes_present(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Which byte values occur in a string column's data buffers (a sliced array's whole buffer: a byte
+    outside the slice only costs a replacement that finds nothing)."""
+    present = np.zeros(256, dtype=bool)
+    for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
+        data = chunk.buffers()[2]
+        if data is not None and data.size:
+            present |= np.bincount(np.frombuffer(data, dtype=np.uint8), minlength=256) > 0
+    return present
 
 
 def json_records(table: pa.Table) -> pa.Array | pa.ChunkedArray | None:
