@@ -23,6 +23,17 @@ def test_normalize_nfkc_width_and_whitespace_but_keeps_indentation():
     assert normalize_text("である") == "である"  # voicing marks survive
 
 
+def test_the_printable_shortcut_skips_no_control_character():
+    """normalize_text searches for control and zero-width characters only in a text that is not printable
+    once its line breaks are spaces: no such character on any code point is printable."""
+    from pipeline.text.normalize import _CONTROL
+
+    found = [cp for cp in range(0x110000) if _CONTROL.match(chr(cp))]
+    assert len(found) == 67  # C0 but \t \n \r, DEL and C1, three zero-width characters, the word joiner, the BOM
+    assert not [cp for cp in found if chr(cp).replace("\n", " ").isprintable()]
+    assert normalize_text("a\tb\u200bc\ufeff\x85d\u2060") == "a\tbcd"  # a tab is kept, the rest dropped
+
+
 # contexts a character's NFKC depends on: composing with a mark after it (a + U+0301, か + U+3099), a Hangul
 # jamo sequence, a mark before it, reordering of marks of different classes, a half-width voiced mark
 NFKC_CONTEXTS = [("", ""), ("a", "\u0301"), ("か", "\u3099"), ("\u1100", "\u1161\u11a8"), ("\u0301", "\u0316\u0301"), ("ｶ", "ﾞ")]

@@ -71,7 +71,8 @@ def normalize_text(text: str) -> str:
     text = nfkc(text)
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _CONTROL.sub("", text)
+    if not text.replace("\n", " ").isprintable():  # isprintable() is False for every _CONTROL character
+        text = _CONTROL.sub("", text)  # (Cc, Cf), and runs in C ~2x faster than the search
     if " \n" in text or "\t\n" in text:
         text = _TRAILING.sub("", text)
     if "\n\n\n" in text:
