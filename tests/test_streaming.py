@@ -424,8 +424,6 @@ def test_duplicate_rejects_spilled_by_the_kept_pass_equal_those_read_again(tmp_p
     kept_a, rejects_a = rejects(spill)
     kept_b, rejects_b = rejects(None)
     assert kept_a == kept_b and rejects_a == rejects_b
-    monkeypatch.setattr(assemble, "RANGE_WORKERS", 1)  # one range at a time: the same rows, the same order
-    assert rejects(assemble.DuplicateSpill(work)) == (kept_a, rejects_a)
     assert sum(r["stage"] == "dedup" for r in rejects_a) == len(dup)
     assert [r["id"] for r in rejects_a] == sorted(r["id"] for r in rejects_a)
     assert not list(work.scratch().iterdir())  # the spill files are gone once the rejects are read
@@ -472,39 +470,6 @@ def test_prefetched_keeps_order_raises_in_place_and_holds_at_most_two_ranges():
     assert next(gen) == 0
     gen.close()  # an early stop ends the thread: no item made past the two ahead
     assert not [t for t in threading.enumerate() if t.name == "write-prefetch"]
-
-
-def test_ordered_map_keeps_order_raises_in_place_and_makes_at_most_workers_ahead():
-    import threading
-    import time
-
-    from pipeline.resume.assemble import ordered_map
-
-    running, peak, lock = [0], [0], threading.Lock()
-
-    def make(n):  # later items finish first: the order must come from the input, not from the threads
-        with lock:
-            running[0] += 1
-            peak[0] = max(peak[0], running[0])
-        time.sleep(0.002 * (n % 3))
-        with lock:
-            running[0] -= 1
-        if n == 7:
-            raise ValueError("range 7 is broken")
-        return n
-
-    assert list(ordered_map(make, range(7), 2)) == list(range(7)) and peak[0] <= 2
-    seen = []
-    with pytest.raises(ValueError, match="range 7 is broken"):
-        for x in ordered_map(make, range(20), 3):
-            seen.append(x)
-    assert seen == list(range(7)) and peak[0] <= 3  # the items before the error, then the error at its place
-    made = []
-    gen = ordered_map(made.append, range(10**6), 2)
-    next(gen)
-    gen.close()  # an early stop: nothing made past the workers' items ahead, no thread left
-    assert len(made) <= 3
-    assert not [t for t in threading.enumerate() if t.name.startswith("write-range")]
 
 
 def test_build_tasks_allocate_arrow_buffers_from_malloc():

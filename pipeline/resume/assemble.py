@@ -13,19 +13,16 @@
   many shards there will be before it writes the first).
 
 Memory: ``dropped`` holds about 75 bytes per duplicate; the writer's streams hold one id range (about
-PART_ROWS rows, twice while it is sorted) and its duplicates per range being made (RANGE_WORKERS of them, and
-the one being written), and one row group per unit being read.
+PART_ROWS rows, twice while it is sorted), that range's duplicates, and one row group per unit being read.
 """
 
 from __future__ import annotations
 
 import os
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from functools import partial
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -193,9 +190,7 @@ class Duplicates:
 
 
 PART_ROWS = 32_768  # about this many rows per write partition (an id range), sorted in Arrow at once
-PART_BYTES = 24 << 20  # and about this many bytes (uncompressed, in the units), for long documents: with
-# RANGE_WORKERS ranges made at once, the 400k-document write took 10 s (12-13 s one range at a time), its peak
-# ~40 MB over one 32 MB range at a time (two 32 MB ranges: ~150 MB over; two 16 MB ranges: as low, but 12 s)
+PART_BYTES = 32 << 20  # and about this many bytes (uncompressed, in the units), for long documents
 
 
 def id_ranges(rows: int, nbytes: int = 0) -> list[tuple[str | None, str | None]]:
@@ -302,32 +297,6 @@ class DuplicateSpill:
         self.done.clear()
 
 
-RANGE_WORKERS = 2  # id ranges made at once (each read by READ_THREADS threads): one range's Arrow work
-# (filter, sort, the duplicates' records) runs one call at a time, so with one range the second core idled
-
-
-def ordered_map(fn, items, workers: int) -> Iterator:
-    """``fn`` of each of ``items``, in order, made by ``workers`` threads: the next ``workers`` are being
-    made while the caller holds one (so at most ``workers`` + 1 are alive). An error is raised at its
-    place in the order; closing this early cancels the ones not started and waits for the others."""
-    if workers <= 1:
-        yield from map(fn, items)
-        return
-    it = iter(items)
-    with ThreadPoolExecutor(workers, thread_name_prefix="write-range") as pool:
-        pending = deque(pool.submit(fn, x) for x in islice(it, workers))
-        try:
-            while pending:
-                done = pending.popleft().result()
-                for x in islice(it, 1):
-                    pending.append(pool.submit(fn, x))
-                yield done
-                del done
-        finally:
-            for f in pending:
-                f.cancel()
-
-
 def output_rows(
     work: UnitStore,
     clean_keys: list[str],
@@ -338,38 +307,29 @@ def output_rows(
     spill: DuplicateSpill | None = None,
 ) -> Iterator[pa.Table]:
     """The kept rows of ``table`` across all units, minus the duplicates, in id order: one Arrow table per
-    id range (each range read from every unit, its duplicates dropped and its rows sorted at once,
-    RANGE_WORKERS ranges at a time); with ``spill``, the duplicates' rejects are made from the same read
-    (their original fields read with it) and spilled in id order."""
+    id range (each range read from every unit, its duplicates dropped and its rows sorted at once); with
+    ``spill``, the duplicates' rejects are made from the same read (their original fields read with it)."""
     schema = TABLE_SCHEMAS[table]
     columns = [*schema.names, ORIGINAL] if spill is not None else list(schema.names)
     work.drop_cached_groups()
-
-    def one(bounds: tuple[str | None, str | None], pool) -> tuple[pa.Table | None, list[pa.Table]]:
-        lo, hi = bounds
-        t = _range(work, clean_keys, table, lo, hi, columns, pool)
-        if t is None:
-            return None, []
-        here = gone.between(lo, hi)
-        ids = here.ids_between(None, None)
-        rejects = []
-        if len(ids):
-            dup = pc.is_in(t.column("id"), value_set=ids)
-            if spill is not None:
-                dups = t.filter(dup)
-                dups = dups.take(pc.sort_indices(dups, [("id", "ascending")]))  # the spill file is in id order
-                rejects = [duplicate_rejects(dups.slice(at, _DUP_BATCH), here) for at in range(0, dups.num_rows, _DUP_BATCH)]
-                del dups
-            t = t.filter(pc.invert(dup))
-        return (_sorted([t], schema) if t.num_rows else None), rejects
-
     with _reading_pool() or nullcontext() as pool:
-        for t, rejects in ordered_map(partial(one, pool=pool), id_ranges(total, nbytes), RANGE_WORKERS):
-            for r in rejects:
-                spill.add(table, r)
-            del rejects
-            if t is not None:
-                yield t
+        for lo, hi in id_ranges(total, nbytes):
+            t = _range(work, clean_keys, table, lo, hi, columns, pool)
+            if t is None:
+                continue
+            here = gone.between(lo, hi)
+            ids = here.ids_between(None, None)
+            if len(ids):
+                dup = pc.is_in(t.column("id"), value_set=ids)
+                if spill is not None:
+                    dups = t.filter(dup)
+                    dups = dups.take(pc.sort_indices(dups, [("id", "ascending")]))  # the spill file is in id order
+                    for at in range(0, dups.num_rows, _DUP_BATCH):
+                        spill.add(table, duplicate_rejects(dups.slice(at, _DUP_BATCH), here))
+                    del dups
+                t = t.filter(pc.invert(dup))
+            if t.num_rows:
+                yield _sorted([t], schema)
             del t
             release_memory()  # freed ranges back to the system, so the peak is one range, not the heap's
     if spill is not None:
@@ -439,35 +399,30 @@ def _output_rejects(
 ) -> Iterator[pa.Table]:
     schema = TABLE_SCHEMAS["rejects"]
     work.drop_cached_groups()
-
-    def one(bounds: tuple[str | None, str | None], pool) -> pa.Table | None:
-        lo, hi = bounds
-        parts = []
-        t = _range(work, clean_keys, "rejects", lo, hi, None, pool)
-        if t is not None:
-            parts.append(t)
-        here = gone.between(lo, hi)
-        ids = here.ids_between(None, None)
-        for table in DATA_TABLES if len(ids) else ():
-            if spill is not None and table in spill.done:
-                t = spill.id_range(table, lo, hi)
-                if t is not None and t.num_rows:
-                    parts.append(t)
-                continue
-            t = _range(work, clean_keys, table, lo, hi, None, pool)
-            if t is None:
-                continue
-            dups = t.filter(pc.is_in(t.column("id"), value_set=ids))
-            del t
-            for at in range(0, dups.num_rows, _DUP_BATCH):
-                parts.append(duplicate_rejects(dups.slice(at, _DUP_BATCH), here))
-        return _sorted(parts, schema) if parts else None
-
     with _reading_pool() or nullcontext() as pool:
-        for t in ordered_map(partial(one, pool=pool), id_ranges(total, nbytes), RANGE_WORKERS):
+        for lo, hi in id_ranges(total, nbytes):
+            parts = []
+            t = _range(work, clean_keys, "rejects", lo, hi, None, pool)
             if t is not None:
-                yield t
-            del t
+                parts.append(t)
+            here = gone.between(lo, hi)
+            ids = here.ids_between(None, None)
+            for table in DATA_TABLES if len(ids) else ():
+                if spill is not None and table in spill.done:
+                    t = spill.id_range(table, lo, hi)
+                    if t is not None and t.num_rows:
+                        parts.append(t)
+                    continue
+                t = _range(work, clean_keys, table, lo, hi, None, pool)
+                if t is None:
+                    continue
+                dups = t.filter(pc.is_in(t.column("id"), value_set=ids))
+                del t
+                for at in range(0, dups.num_rows, _DUP_BATCH):
+                    parts.append(duplicate_rejects(dups.slice(at, _DUP_BATCH), here))
+            if parts:
+                yield _sorted(parts, schema)
+            del parts
             release_memory()
 
 
