@@ -150,14 +150,20 @@ def json_strings(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArr
     return pc.fill_null(pc.binary_join_element_wise('"', out, '"', ""), "null")
 
 
+_SCAN_BYTES = 1 << 20  # bincount widens its input to int64: a buffer is counted a MB at a time (8 MB of scratch)
+
+
 def _bytes_present(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Which byte values occur in a string column's data buffers (a sliced array's whole buffer: a byte
     outside the slice only costs a replacement that finds nothing)."""
     present = np.zeros(256, dtype=bool)
     for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
         data = chunk.buffers()[2]
-        if data is not None and data.size:
-            present |= np.bincount(np.frombuffer(data, dtype=np.uint8), minlength=256) > 0
+        if data is None or not data.size:
+            continue
+        raw = np.frombuffer(data, dtype=np.uint8)
+        for at in range(0, len(raw), _SCAN_BYTES):
+            present |= np.bincount(raw[at : at + _SCAN_BYTES], minlength=256) > 0
     return present
 
 
