@@ -208,7 +208,7 @@ def test_vectorised_repetition_measures_equal_the_reference_on_samples():
     texts += ["buy cheap watches now " * 50, "こんちには。こんにちは。" * 40]
     # every kind of whitespace str.split() knows, a word of 5,000 characters, an astral character
     texts += ["a  b\u3000c\u2028d\u00a0e\x1cf\tg\u0085h " * 40, "x" * 5000 + " y z" * 200, "\U0001f600 ok " * 120]
-    hit = 0
+    hit = left_out = 0
     for t in texts:
         n = len(t) - 9
         if n > 1:
@@ -223,9 +223,16 @@ def test_vectorised_repetition_measures_equal_the_reference_on_samples():
         if len(words) >= 100:
             assert R.top_word_ngram_fractions_of_text(t, [2, 3, 4], 100) == ref
             hit += 1
+            # with limits: the n left out are those whose fraction cannot exceed the limit; the rest exact
+            for limits in ({2: 0.2, 3: 0.18, 4: 0.16}, {2: 0.0, 3: 0.0, 4: 0.0}, {2: 0.01, 3: 0.01, 4: 0.005}):
+                got = R.top_word_ngram_fractions_of_text(t, [2, 3, 4], 100, limits)
+                assert {k: ref[k] for k in got} == got
+                assert all(R.top_word_ngram_fraction(words, k) <= limits[k] for k in (2, 3, 4) if k not in got)
+                left_out += 3 - len(got)
         else:
             assert R.top_word_ngram_fractions_of_text(t, [2, 3, 4], 100) is None
     assert hit >= 4
+    assert left_out >= 4  # the bound did leave some out
 
 
 def test_loop_filter_rejects_outputs_ending_in_a_loop_and_keeps_clean_ones():

@@ -71,8 +71,15 @@ def top_word_ngram_fractions(words: list[str], ns: list[int]) -> dict[int, float
     return _top_fractions(codes, lens, ns)
 
 
-def _top_fractions(codes: np.ndarray, lens: np.ndarray, ns: list[int]) -> dict[int, float]:
-    """The top n-gram fractions of words given as (hash, length) arrays."""
+def _top_fractions(
+    codes: np.ndarray, lens: np.ndarray, ns: list[int], limits: dict[int, float] | None = None
+) -> dict[int, float]:
+    """The top n-gram fractions of words given as (hash, length) arrays.
+
+    With ``limits`` (n -> the fraction a rule allows), an n whose fraction cannot exceed its limit is not
+    computed and left out: an n-gram occurs at most as often as the (n-1)-gram it starts with, so the top
+    frequency of a smaller n (exact, from its sort) times the longest n-gram's characters bounds the
+    fraction. Every fraction given is exact; a left-out one is at most its limit."""
     out = dict.fromkeys(ns, 0.0)
     m0 = len(codes)
     if m0 < 3:
@@ -80,9 +87,13 @@ def _top_fractions(codes: np.ndarray, lens: np.ndarray, ns: list[int]) -> dict[i
     cum = np.zeros(m0 + 1, dtype=np.int64)
     np.cumsum(lens, out=cum[1:])
     total = max(int(cum[-1]), 1)
+    most = m0  # no n-gram occurs more often than this (the top frequency of the last n computed)
     for n in ns:
         m = m0 - n + 1
         if m < 2:
+            continue
+        if limits is not None and most * int((cum[n:] - cum[:-n]).max()) / total <= limits[n]:
+            del out[n]  # at most the limit (the bound's product is exact; dividing by total keeps the order)
             continue
         key = codes[:m].copy()
         for k in range(1, n):
@@ -91,6 +102,7 @@ def _top_fractions(codes: np.ndarray, lens: np.ndarray, ns: list[int]) -> dict[i
         srt = np.sort(key)
         change = srt[1:] != srt[:-1]
         if change.all():  # every n-gram once
+            most = 1
             continue
         starts = np.flatnonzero(np.concatenate(([True], change)))
         runs = np.diff(np.append(starts, m))
@@ -99,6 +111,7 @@ def _top_fractions(codes: np.ndarray, lens: np.ndarray, ns: list[int]) -> dict[i
         at = np.flatnonzero(key == top[0] if len(top) == 1 else np.isin(key, top))
         chars = int((cum[at + n] - cum[at]).max())  # ties: the longest
         out[n] = freq * chars / total
+        most = freq
     return out
 
 
@@ -139,12 +152,15 @@ def word_arrays(text: str) -> tuple[np.ndarray, np.ndarray]:
     return codes, ends - starts
 
 
-def top_word_ngram_fractions_of_text(text: str, ns: list[int], min_words: int) -> dict[int, float] | None:
-    """:func:`top_word_ngram_fractions` of ``text.split()``, or None for fewer than ``min_words`` words."""
+def top_word_ngram_fractions_of_text(
+    text: str, ns: list[int], min_words: int, limits: dict[int, float] | None = None
+) -> dict[int, float] | None:
+    """:func:`top_word_ngram_fractions` of ``text.split()``, or None for fewer than ``min_words`` words;
+    ``limits``: see :func:`_top_fractions` (the n that cannot exceed their limit are left out)."""
     codes, lens = word_arrays(text)
     if len(codes) < min_words:
         return None
-    return _top_fractions(codes, lens, ns)
+    return _top_fractions(codes, lens, ns, limits)
 
 
 _FNV = 1099511628211
@@ -218,11 +234,12 @@ def repetition_reason(text: str, lang: str | None, c) -> str | None:
                 return f"dup_{unit}_char_frac={char_frac:.2f}"
     if lang in NO_SPACE_LANGS:
         return None
-    fracs = top_word_ngram_fractions_of_text(text, sorted(c.max_top_ngram_frac), c.ngram_min_words)
+    limits = c.max_top_ngram_frac
+    fracs = top_word_ngram_fractions_of_text(text, sorted(limits), c.ngram_min_words, limits)
     if fracs is None:
         return None
-    for n, limit in sorted(c.max_top_ngram_frac.items()):
-        if fracs[n] > limit:
+    for n, limit in sorted(limits.items()):
+        if n in fracs and fracs[n] > limit:
             return f"top_{n}gram_frac={fracs[n]:.2f}"
     return None
 
