@@ -18,6 +18,9 @@ LANG = pa.field("lang", pa.string())
 
 LINEAGE = [ID, SOURCE, SOURCE_FILE, SOURCE_INDEX, LICENSE, LANG]
 LINEAGE_NAMES = tuple(f.name for f in LINEAGE)  # every row, kept or rejected, carries these
+# the columns with few distinct values (a source, a licence, a language, a reason): the work directory's
+# Parquet files dictionary-encode these alone (an id or a text column's dictionary is as large as the column)
+FEW_VALUES = ("source", "source_file", "license", "lang", "task", "table", "stage", "reason")
 
 INSTRUCT_SCHEMA = pa.schema(
     LINEAGE

@@ -414,7 +414,7 @@ def cluster_arrays(
     the rows were cut into units), or in the store's order when ``rank`` is None. Memory: the bands' keys,
     the union-find, O(rows) as numpy arrays, and RUN_ROWS signatures."""
     uf = _UnionFind(len(ids))
-    find, union = uf.find, uf.union
+    find, union, parent = uf.find, uf.union, uf.parent
     for j in range(bands):
         runs = _band_runs(store, j, rank)
         if runs is None:
@@ -447,17 +447,22 @@ def cluster_arrays(
                 pos = list(range(size))
                 while len(pos) > 1:  # star around the first member; the unmatched form the next star
                     h, rest = pos[0], []
-                    head = run[h]
+                    # the head's root, found once: only this star's unions change it (union keeps the
+                    # smaller root), so it is followed here; a member in the head's cluster is skipped
+                    top = find(run[h])
                     if first is not None:  # the run's first star: computed for every run at once
                         sims, first = first, None
                     else:
                         sims = (np.count_nonzero(sig[pos[1:]] == sig[h], axis=1) / perms).tolist()
                     for p, sim in zip(pos[1:], sims, strict=True):
-                        m = run[p]
-                        if find(m) == find(head):
+                        r = find(run[p])
+                        if r == top:
                             continue
-                        if sim >= threshold:
-                            union(head, m)
+                        if sim >= threshold:  # union(head, member), its roots known
+                            if r < top:
+                                parent[top], top = r, r
+                            else:
+                                parent[r] = top
                         else:
                             rest.append(p)
                     pos = rest

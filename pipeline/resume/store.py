@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.records import ORIGINAL, Row, table_of, to_json
-from schemas.columns import TABLE_SCHEMAS
+from schemas.columns import FEW_VALUES, TABLE_SCHEMAS
 
 _PACKAGES = ("pipeline", "schemas")
 
@@ -226,13 +226,21 @@ class UnitStore:
             arrow[name] = _to_arrow(part, _UNIT_SCHEMAS[name], release=True)
             part.clear()
         del tables
-        self.save_tables(stage, key, {**arrow, **(extra or {})}, info)
+        self.save_tables(stage, key, {**arrow, **(extra or {})}, info, whole=frozenset(extra or ()))
 
     def save_tables(
-        self, stage: str, key: str, tables: dict[str, pa.Table], info: dict, arrays: dict[str, np.ndarray] | None = None
+        self,
+        stage: str,
+        key: str,
+        tables: dict[str, pa.Table],
+        info: dict,
+        arrays: dict[str, np.ndarray] | None = None,
+        whole: frozenset[str] = frozenset(),
     ) -> None:
         """Write Arrow tables (and numpy arrays, as .npy) as a unit, under a temporary name renamed into
-        place when whole."""
+        place when whole. A table is cut into row groups of UNIT_ROW_GROUP rows for the writer's id-range
+        reads, except those named in ``whole``: one group (a clean unit's keys, which exact dedup reads
+        whole once per bucket: a small group costs each read ~0.1 ms)."""
         final = self.unit_path(stage, key)
         tmp = final.parent / f".{key}.tmp-{os.getpid()}"
         if tmp.exists():
@@ -242,7 +250,14 @@ class UnitStore:
             path = tmp / f"{name}.parquet"
             stats = ["id"] if "id" in table.column_names else False  # the writer's id ranges need only these;
             # min/max of every text column made each footer ~65 KB, parsed again at every range read
-            pq.write_table(table, path, compression="zstd", row_group_size=UNIT_ROW_GROUP, write_statistics=stats)
+            pq.write_table(
+                table,
+                path,
+                compression="zstd",
+                row_group_size=max(table.num_rows, 1) if name in whole else UNIT_ROW_GROUP,
+                write_statistics=stats,
+                use_dictionary=[c for c in table.column_names if c in FEW_VALUES],
+            )
             _fsync(path)
         for name, array in (arrays or {}).items():
             np.save(tmp / f"{name}.npy", array)
