@@ -319,18 +319,21 @@ def output_rows(
                 continue
             here = gone.between(lo, hi)
             ids = here.ids_between(None, None)
+            # one sort of the range's ids; the kept rows and the duplicates are each copied once, in id
+            # order, by one take (the kept ones without the original fields)
+            order = pc.sort_indices(t.column("id"))
+            kept = order
             if len(ids):
-                dup = pc.is_in(t.column("id"), value_set=ids)
+                dup = pc.take(pc.is_in(t.column("id"), value_set=ids), order)
                 if spill is not None:
-                    dups = t.filter(dup)
-                    dups = dups.take(pc.sort_indices(dups, [("id", "ascending")]))  # the spill file is in id order
+                    dups = t.take(order.filter(dup))  # the spill file is in id order
                     for at in range(0, dups.num_rows, _DUP_BATCH):
                         spill.add(table, duplicate_rejects(dups.slice(at, _DUP_BATCH), here))
                     del dups
-                t = t.filter(pc.invert(dup))
-            if t.num_rows:
-                yield _sorted([t], schema)
-            del t
+                kept = order.filter(pc.invert(dup))
+            if len(kept):
+                yield pa.Table.from_arrays(t.select(schema.names).take(kept).columns, schema=schema)
+            del t, order, kept
             release_memory()  # freed ranges back to the system, so the peak is one range, not the heap's
     if spill is not None:
         spill.finish(table)
