@@ -195,24 +195,29 @@ def _table_indices(t: pa.Table) -> np.ndarray:
 
 
 def _key_columns(
-    work: UnitStore, clean_keys: list[str]
+    work: UnitStore, clean_keys: list[str], priorities: dict[str, int]
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """(ids S32, sources, tables (indices into DATA_TABLES), keys S16) of each clean unit's kept rows, in
-    the unit's order."""
+    """(ids S32, source priorities, tables (indices into DATA_TABLES), keys S16) of each clean unit's kept
+    rows, in the unit's order."""
     for key in clean_keys:
         t = work.table("clean", key, "keys")
         ids = fixed_width(t.column("id"), 32)
-        sources = np.array(t.column("source").to_pylist(), dtype=object)
         keys = fixed_width(t.column("key"), 16)
-        yield ids, sources, _table_indices(t), keys
+        yield ids, _prio_array(t.column("source"), priorities), _table_indices(t), keys
 
 
 def _priorities(recipe: Recipe) -> dict[str, int]:
     return {s.name: s.priority for s in recipe.sources}
 
 
-def _prio_array(sources: np.ndarray, priorities: dict[str, int]) -> np.ndarray:
-    return np.array([priorities.get(s, 0) for s in sources], dtype=np.int64)
+def _prio_array(sources: pa.ChunkedArray | pa.Array, priorities: dict[str, int]) -> np.ndarray:
+    """The priority of each row's source (0 for a source the recipe does not name), looked up once per
+    distinct source (a unit holds one or a few), not per row."""
+    if isinstance(sources, pa.ChunkedArray):
+        sources = sources.combine_chunks()
+    codes = pc.dictionary_encode(sources)
+    values = np.array([priorities.get(v, 0) for v in codes.dictionary.to_pylist()], dtype=np.int64)
+    return values[codes.indices.to_numpy(zero_copy_only=False)] if len(values) else np.empty(0, np.int64)
 
 
 def _dedup_table(rows: list[tuple[str, str, float | None, str]]) -> pa.Table:
@@ -245,10 +250,10 @@ def exact_bucket(work: UnitStore, recipe: Recipe, clean_keys: list[str], bucket:
         return key, True, work.info("exact", key)["rows"]
     p, priorities = recipe.runtime.buckets, _priorities(recipe)
     ids, prios, tables, keys = [], [], [], []
-    for i, s, t, k in _key_columns(work, clean_keys):
+    for i, pr, t, k in _key_columns(work, clean_keys, priorities):
         mine = k.view(np.uint8).reshape(-1, 16)[:, 0] % p == bucket if len(k) else np.zeros(0, bool)
         ids.append(i[mine])
-        prios.append(_prio_array(s[mine], priorities))
+        prios.append(pr[mine])
         tables.append(t[mine])
         keys.append(k[mine])
     id_arr = np.concatenate(ids) if ids else np.empty(0, "S32")
@@ -332,7 +337,7 @@ def near_unit(work: UnitStore, recipe: Recipe, clean_keys: list[str]) -> tuple[s
         paths.append(work.unit_path("sig", sig_key(recipe, clean_key)) / "sig.npy")
         masks.append(mask)
         ids.append(i[mask])
-        prios.append(_prio_array(np.array(t.column("source").to_pylist(), dtype=object)[mask], priorities))
+        prios.append(_prio_array(t.column("source"), priorities)[mask])
         tables.append(tab)
         file_no = files.setdefault(work.info("clean", clean_key)["file"], len(files))
         seq = t.column("seq").to_numpy()[mask]

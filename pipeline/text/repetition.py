@@ -164,7 +164,7 @@ def top_word_ngram_fractions_of_text(
 
 
 _FNV = 1099511628211
-_SHORT = 64  # below this many characters a Python set is faster than numpy
+_SHORT = 100  # below this many characters a Python set is faster than numpy (the two cross at ~105 here)
 
 
 def _fnv_power(k: int) -> np.uint64:
