@@ -238,3 +238,38 @@ def test_a_run_is_walked_in_rank_order():
         dup, of, sim = fn(Store(), ids, prios, 0.75, 1, np.array([1, 0, 2]))
         assert [(ids[d], ids[o]) for d, o in zip(dup, of, strict=True)] == [(b"b", b"a"), (b"c", b"a")]
         assert sim.tolist() == [0.75, 0.5]  # each duplicate's similarity to the row its cluster keeps
+
+
+def test_densified_signatures_equal_the_rule_entry_by_entry():
+    """oph_signatures' vectorised densification against the rule written out for each empty bin: the first
+    borrow trial whose bin holds a value, else the next filled bin to the right (documents with a few
+    shingles reach that fallback); documents without shingles stay EMPTY."""
+    import numpy as np
+
+    from pipeline.dedup import minhash as M
+
+    rng = np.random.default_rng(7)
+    sizes = [0, 1, 2, 3, 5, 9, 40, 130, 600, 0, 1]
+    hashes = rng.integers(0, 2**63, size=sum(sizes), dtype=np.int64).view(np.uint64) * np.uint64(2) + np.uint64(1)
+    docs = np.repeat(np.arange(len(sizes)), sizes)
+    perm, seed = 64, 3
+    got = M.oph_signatures(hashes, docs, len(sizes), perm, seed)
+    raw = np.full((len(sizes), perm), M.EMPTY, dtype=np.uint32)
+    bins = (((hashes >> np.uint64(32)) * np.uint64(perm)) >> np.uint64(32)).astype(np.int64)
+    for h, d, b in zip(hashes.tolist(), docs.tolist(), bins.tolist(), strict=True):
+        raw[d, b] = min(raw[d, b], h & 0xFFFFFFFF)
+    table = M._densify_table(perm, seed)
+    fallbacks = 0
+    for r in range(len(sizes)):
+        for c in range(perm):
+            want = raw[r, c]
+            if want == M.EMPTY and sizes[r]:
+                filled = [raw[r, b] for b in table[:, c] if raw[r, b] != M.EMPTY]
+                if filled:
+                    want = filled[0]
+                else:
+                    fallbacks += 1
+                    want = next(raw[r, (c + k) % perm] for k in range(1, perm) if raw[r, (c + k) % perm] != M.EMPTY)
+            assert got[r, c] == want, (r, c)
+    assert fallbacks > 0  # the fallback ran
+    assert (got[0] == M.EMPTY).all() and (got[9] == M.EMPTY).all()

@@ -90,18 +90,25 @@ def oph_signatures(hashes: np.ndarray, docs: np.ndarray, n_docs: int, num_perm: 
     sig = sig.reshape(n_docs, num_perm)
     empty = sig == EMPTY
     has_any = ~empty.all(axis=1)
-    todo = empty & has_any[:, None]
-    if not todo.any():
+    # the empty bins of documents with shingles, as flat positions (row * num_perm + bin): one-dimensional
+    # gathers and scatters cost less than (row, bin) pairs
+    pos = np.flatnonzero(empty & has_any[:, None])
+    if not len(pos):
         return sig
-    original = sig.copy()
-    rows, cols = np.nonzero(todo)
+    flat = sig.reshape(-1)
+    original = flat.copy()
+    cols = pos % num_perm
+    base = pos - cols
     for borrow in _densify_table(num_perm, seed):
-        src = original[rows, borrow[cols]]
+        src = original[base + borrow[cols]]
         ok = src != EMPTY
-        sig[rows[ok], cols[ok]] = src[ok]
-        rows, cols = rows[~ok], cols[~ok]
-        if not len(rows):
+        flat[pos[ok]] = src[ok]
+        miss = ~ok
+        pos, base, cols = pos[miss], base[miss], cols[miss]
+        if not len(pos):
             return sig
+    original = original.reshape(n_docs, num_perm)
+    rows = pos // num_perm
     for r, c in zip(rows.tolist(), cols.tolist(), strict=True):  # a document with very few shingles
         for k in range(1, num_perm):
             v = original[r, (c + k) % num_perm]
