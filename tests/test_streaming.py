@@ -555,3 +555,77 @@ def test_near_dedup_walks_the_corpus_in_read_order_whatever_the_unit_cut(tmp_pat
     ]
     by_id = {(d.id, d.duplicate_of) for d in near_duplicates(sorted(docs, key=lambda d: d.id), s)}
     assert len(want) == 88 and len(by_id ^ {(d.id, d.duplicate_of) for d in want}) == 21
+
+
+def _stats_state(tally, stats) -> dict:
+    """Everything the write's statistics hold, with the order of every dict and counter."""
+    return {
+        "tally": [list(c.items()) for c in (tally.kept, tally.licenses, tally.tasks, tally.languages)],
+        "parts": {
+            key: {
+                "chars": [(k, list(v)) for k, v in part.chars.items()],
+                "samples": [(k, v) for k, v in part.samples.items() if v],
+                "languages": [(k, list(c.items())) for k, c in part.languages.items()],
+                "licenses": [(k, list(c.items())) for k, c in part.licenses.items()],
+            }
+            for key, part in sorted(stats.parts.items())
+        },
+    }
+
+
+def test_column_statistics_equal_the_row_by_row_ones_in_values_and_order():
+    """The write's statistics of instruction and text rows by column (Tally.add_kept_table,
+    ReportStats.add_kept_table) leave every count, length and sample, and the order of every key, as the
+    row by row path (add_kept) does: real sample rows, several sources, licences, tasks, languages (null
+    and empty among them), empty fields, two splits mixed in each chunk."""
+    from conftest import SAMPLES
+
+    from pipeline.sink.output import STAT_COLUMNS, Tally
+    from pipeline.sink.report import ReportStats
+    from schemas.columns import TABLE_SCHEMAS
+
+    rng = np.random.default_rng(5)
+    pick = lambda options, n: [options[i] for i in rng.integers(0, len(options), n)]  # noqa: E731
+    alpaca = json.loads((SAMPLES / "japanese_alpaca" / "alpaca_data_ja.sample.json").read_text(encoding="utf-8"))
+    texts = [json.loads(x)["text"] for x in (SAMPLES / "redpajama_format" / "wikipedia_sample.jsonl").open(encoding="utf-8")]
+    n, m = len(alpaca), len(texts) * 3
+    tables = {
+        "instruct": pa.table(
+            {
+                "source": pick(["ja", "en", "gen"], n),
+                "lang": pick(["ja", "en", None, "", "und"], n),
+                "license": pick(["cc-by-nc-4.0", "mit", "apache-2.0"], n),
+                "task": pick(["", "qa", "summarize", "text"], n),
+                "instruction": [r["instruction"] for r in alpaca],
+                "input": [r.get("input") or "" for r in alpaca],
+                "output": [r["output"] if k % 7 else "" for k, r in enumerate(alpaca)],
+            }
+        ),
+        "text": pa.table(
+            {
+                "source": pick(["wiki", "c4"], m),
+                "lang": pick(["en", "ja", None], m),
+                "license": pick(["cc-by-sa-3.0", "odc-by"], m),
+                "text": [t if k % 5 else "" for k, t in enumerate(texts * 3)],
+            }
+        ),
+    }
+    for table, t in tables.items():
+        names = [c for c in STAT_COLUMNS if c in TABLE_SCHEMAS[table].names]
+        t = t.select([c for c in names if c in t.column_names])
+        splits = pick(["train", "validation"], t.num_rows)
+        rows_tally, rows_stats = Tally(), ReportStats()
+        for row, split in zip(t.to_pylist(), splits, strict=True):
+            rows_tally.add_kept(row)
+            rows_stats.add_kept(table, split, row)
+        cols_tally, cols_stats = Tally(), ReportStats()
+        assert cols_stats.columnar(table)
+        for at in range(0, t.num_rows, 37):  # chunks, as the write gets them
+            chunk, part = t.slice(at, 37), splits[at : at + 37]
+            cols_tally.add_kept_table(chunk)
+            mask = pa.array([s == "validation" for s in part])
+            cols_stats.add_kept_table(table, "train", chunk.filter(pa.compute.invert(mask)))
+            cols_stats.add_kept_table(table, "validation", chunk.filter(mask))
+        assert _stats_state(cols_tally, cols_stats) == _stats_state(rows_tally, rows_stats)
+        state = _stats_state(rows_tally, rows_stats)
+        assert len(state["parts"]) == 2 and all(p["samples"] for p in state["parts"].values())

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from pipeline.records import Row
 from pipeline.sink.card import dataset_card
 from pipeline.sink.parquet import ShardStream, WrittenShard, atomic_write_text, write_shards
-from pipeline.sink.report import ReportStats, tokenizer_of, write_report
+from pipeline.sink.report import ReportStats, groups_first_seen, tokenizer_of, write_report
 from pipeline.sink.split import split_of
 from schemas.columns import DATA_TABLES, SCHEMA_VERSION, TABLE_SCHEMAS
 from schemas.manifest import InputFile, Manifest, Shard, SourceCounts
@@ -70,6 +70,23 @@ class Tally:
         self.tasks[(row["license"], row.get("task") or "text")] += 1
         if row.get("lang"):
             self.languages[row["lang"]] += 1
+
+    def add_kept_table(self, t: pa.Table) -> None:
+        """:meth:`add_kept` for every row of ``t`` (in order), by column: each key's first rows first, so
+        the counters end in the order the row by row path leaves them."""
+        if not t.num_rows:
+            return
+        source, lic, lang = (t.column(c).combine_chunks() for c in ("source", "license", "lang"))
+        for (name,), rows in groups_first_seen([source]):
+            self.kept[name] += len(rows)
+        for (code,), rows in groups_first_seen([lic]):
+            self.licenses[code] += len(rows)
+        task = t.column("task").combine_chunks() if "task" in t.column_names else pa.nulls(t.num_rows, pa.string())
+        for (code, name), rows in groups_first_seen([lic, task]):
+            self.tasks[(code, name or "text")] += len(rows)
+        for (code,), rows in groups_first_seen([lang]):
+            if code:
+                self.languages[code] += len(rows)
 
     def add_reject(self, row: Row) -> None:
         self.reasons[row["source"]][row["reason"]] += 1
@@ -167,15 +184,25 @@ def write_build(
         names = [c for c in STAT_COLUMNS if c in TABLE_SCHEMAS[table].names]
         for chunk in prefetched(rows.kept[table]()):
             splits = [split_of(i, recipe.split.validation, recipe.split.seed) for i in chunk.column("id").to_pylist()]
-            for at in range(0, chunk.num_rows, STAT_BATCH):  # Python rows for the statistics, a batch at a time
-                part = chunk.slice(at, STAT_BATCH).select(names).to_pylist()
-                for row, split in zip(part, splits[at : at + STAT_BATCH], strict=True):
-                    tally.add_kept(row)
-                    stats.add_kept(table, split, row)
-            if "validation" not in splits:
+            mask = pa.array([s == "validation" for s in splits]) if "validation" in splits else None
+            if stats.columnar(table):  # the statistics by column
+                lean = chunk.select(names)
+                tally.add_kept_table(lean)
+                if mask is None:
+                    stats.add_kept_table(table, "train", lean)
+                else:
+                    stats.add_kept_table(table, "train", lean.filter(pc.invert(mask)))
+                    stats.add_kept_table(table, "validation", lean.filter(mask))
+                del lean
+            else:
+                for at in range(0, chunk.num_rows, STAT_BATCH):  # Python rows, a batch at a time
+                    part = chunk.slice(at, STAT_BATCH).select(names).to_pylist()
+                    for row, split in zip(part, splits[at : at + STAT_BATCH], strict=True):
+                        tally.add_kept(row)
+                        stats.add_kept(table, split, row)
+            if mask is None:
                 streams["train"].add_table(chunk)
                 continue
-            mask = pa.array([s == "validation" for s in splits])
             streams["train"].add_table(chunk.filter(pc.invert(mask)))
             streams["validation"].add_table(chunk.filter(mask))
         for split in ("train", "validation"):

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from schemas.columns import DATA_TABLES, ROLES
@@ -95,6 +97,38 @@ def table(title: str, header: list[str], rows: list[list]) -> str:
         "<tr>" + "".join(f"<td>{html.escape(_printable(str(c)))}</td>" for c in r) + "</tr>" for r in rows
     )
     return f"<h2>{html.escape(title)}</h2><table><tr>{head}</tr>{body}</table>"
+
+
+def groups_first_seen(columns: list[pa.Array]) -> list[tuple[tuple, np.ndarray]]:
+    """The distinct value tuples of ``columns`` (equal-length Arrow arrays) in the order they first occur,
+    each with its row positions in order: a Counter updated group after group, or a list extended so,
+    ends as one updated row after row would."""
+    n = len(columns[0])
+    code = np.zeros(n, dtype=np.int64)
+    values = []
+    for col in columns:  # one integer code per row: the columns' dictionary indices mixed
+        enc = pc.dictionary_encode(col)  # a null (the lang of a row that had none) is a value of its own
+        idx = pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy(zero_copy_only=False).astype(np.int64)
+        values.append([*enc.dictionary.to_pylist(), None])
+        code = code * (len(enc.dictionary) + 1) + idx
+    uniq, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rows_of = np.argsort(inverse.reshape(-1), kind="stable")
+    bounds = np.searchsorted(inverse.reshape(-1)[rows_of], np.arange(len(uniq) + 1))
+    out = []
+    for g in order.tolist():
+        rows = rows_of[bounds[g] : bounds[g + 1]]
+        out.append((tuple(v[int(i)] for v, i in zip(values, _unmix(int(uniq[g]), [len(v) for v in values]), strict=True)), rows))
+    return out
+
+
+def _unmix(code: int, sizes: list[int]) -> list[int]:
+    """The per-column indices that :func:`groups_first_seen` mixed into ``code``."""
+    out = []
+    for size in reversed(sizes):
+        code, i = divmod(code, size)
+        out.append(i)
+    return out[::-1]
 
 
 def _text(r: dict) -> str:
@@ -198,6 +232,40 @@ class ReportStats:
             part.samples[name].append({"source": name, "lang": r["lang"], "text": body[:300]})
         part.languages[name][r["lang"]] += 1
         part.licenses[name][r["license"]] += 1
+
+    def columnar(self, table: str) -> bool:
+        """Whether :meth:`add_kept_table` serves ``table``'s rows: no tokenizer (token counts are asked row
+        batch by row batch) and no conversations (turns and roles are per message)."""
+        return self.count_tokens is None and table in ("instruct", "text")
+
+    def add_kept_table(self, table: str, split: str, t: pa.Table) -> None:
+        """:meth:`add_kept` for every row of ``t`` (rows of one split, in order; :meth:`columnar` tables):
+        lengths and counts by column, each key's first rows first, as the row by row path leaves them."""
+        if not t.num_rows:
+            return
+        part = self.parts.get((table, split))
+        if part is None:
+            part = self.parts[(table, split)] = _Part()
+        source, lang, lic = (t.column(c).combine_chunks() for c in ("source", "lang", "license"))
+        if table == "text":
+            chars = pc.fill_null(pc.utf8_length(t.column("text")), 0).to_numpy(zero_copy_only=False)
+        else:  # the fields joined by newlines, the empty ones left out
+            lens = [pc.utf8_length(t.column(c)).to_numpy(zero_copy_only=False) for c in ("instruction", "input", "output")]
+            filled = sum((x > 0).astype(np.int64) for x in lens)
+            chars = sum(lens) + np.maximum(filled - 1, 0)
+        chars = np.asarray(chars, dtype=np.int64)
+        for (name, code), rows in groups_first_seen([source, lang]):  # part.chars, keyed "source (lang)"
+            part.chars[f"{name} ({code})"].frombytes(chars[rows].tobytes())
+        for (name,), rows in groups_first_seen([source]):
+            have = part.samples[name]
+            for i in rows[: max(0, 2 - len(have))].tolist():
+                r = t.slice(i, 1).to_pylist()[0]
+                body = r.get("text") or f"{r.get('instruction')}\n{r.get('input') or ''}\n→ {r.get('output')}"
+                have.append({"source": name, "lang": r["lang"], "text": body[:300]})
+        for (name, code), rows in groups_first_seen([source, lang]):
+            part.languages[name][code] += len(rows)
+        for (name, code), rows in groups_first_seen([source, lic]):
+            part.licenses[name][code] += len(rows)
 
     def _tokenize(self, part: _Part) -> None:
         if part.pending:
