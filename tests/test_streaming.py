@@ -629,3 +629,45 @@ def test_column_statistics_equal_the_row_by_row_ones_in_values_and_order():
         assert _stats_state(cols_tally, cols_stats) == _stats_state(rows_tally, rows_stats)
         state = _stats_state(rows_tally, rows_stats)
         assert len(state["parts"]) == 2 and all(p["samples"] for p in state["parts"].values())
+
+
+def test_column_reject_statistics_equal_the_row_by_row_ones():
+    """Rejects' statistics by column (Tally.add_rejects_table, ReportStats.add_rejects_table): the same
+    reason counts per source, (stage, reason) counts and report examples, in the same order, as add_reject
+    row by row; without a cluster table (near duplicates counted per kept row) the column path declines."""
+    from conftest import SAMPLES
+
+    from pipeline.sink.output import Tally
+    from pipeline.sink.report import ReportStats
+
+    rng = np.random.default_rng(11)
+    alpaca = json.loads((SAMPLES / "japanese_alpaca" / "alpaca_data_ja.sample.json").read_text(encoding="utf-8"))
+    n = len(alpaca)
+    pick = lambda options: [options[i] for i in rng.integers(0, len(options), n)]  # noqa: E731
+    stage = pick(["parse", "filter", "filter", "dedup", "license"])
+    reason = [{"parse": "parse_error", "license": "not_allowed", "dedup": "duplicate_near"}.get(s) or r for s, r in zip(stage, pick(["too_short", "repetition", "language"]), strict=True)]
+    t = pa.table(
+        {
+            "source": pick(["ja", "en", "gen"]),
+            "stage": stage,
+            "reason": reason,
+            "duplicate_of": pick([None, "a" * 32]),
+            "detail": pick([None, "", "similarity=0.9000", "len=3 \\xff <b>"]),
+            "record": [json.dumps(r, ensure_ascii=False) if k % 6 else ("{not json" if k % 12 else None) for k, r in enumerate(alpaca)],
+        }
+    )
+    rows_tally, rows_stats = Tally(), ReportStats(near_clusters=Counter())
+    records = t.column("record")
+    for i, row in enumerate(t.select(["source", "stage", "reason", "duplicate_of", "detail"]).to_pylist()):
+        rows_tally.add_reject(row)
+        rows_stats.add_reject(row, lambda i=i: records[i].as_py())
+    cols_tally, cols_stats = Tally(), ReportStats(near_clusters=Counter())
+    for at in range(0, n, 41):
+        cols_tally.add_rejects_table(t.slice(at, 41))
+        assert cols_stats.add_rejects_table(t.slice(at, 41))
+    assert [(k, list(c.items())) for k, c in cols_tally.reasons.items()] == [(k, list(c.items())) for k, c in rows_tally.reasons.items()]
+    assert list(cols_stats.rejects.items()) == list(rows_stats.rejects.items())
+    want = [(k, v) for k, v in rows_stats.examples.items() if v]
+    assert [(k, v) for k, v in cols_stats.examples.items() if v] == want
+    assert sum(len(v) for _, v in want) >= 6 and any(x["record"] == "(not kept)" for _, v in want for x in v)
+    assert ReportStats().add_rejects_table(t) is False

@@ -91,6 +91,13 @@ class Tally:
     def add_reject(self, row: Row) -> None:
         self.reasons[row["source"]][row["reason"]] += 1
 
+    def add_rejects_table(self, t: pa.Table) -> None:
+        """:meth:`add_reject` for every row of ``t`` (in order), by column."""
+        if t.num_rows:
+            columns = [t.column("source").combine_chunks(), t.column("reason").combine_chunks()]
+            for (name, reason), rows in groups_first_seen(columns):
+                self.reasons[name][reason] += len(rows)
+
     def counts(self, recipe: Recipe, read: dict[str, int]) -> dict[str, SourceCounts]:
         counts = {}
         for spec in recipe.sources:
@@ -209,12 +216,15 @@ def write_build(
             shards += streams[split].close()
     rejects = ShardStream(out_dir, "rejects", "rejects", rows.reject_count, TABLE_SCHEMAS["rejects"], shard_rows, reuse)
     for chunk in prefetched(rows.rejects()):
+        tally.add_rejects_table(chunk)
+        if stats.add_rejects_table(chunk):  # by column
+            rejects.add_table(chunk)
+            continue
         # the statistics need the record only for the report's examples: it is fetched for those rows alone
         # (a range of rejects' records as Python strings would be most of the write's memory)
         records = chunk.column("record")
         lean = chunk.select(["source", "stage", "reason", "duplicate_of", "detail"]).to_pylist()
         for i, row in enumerate(lean):
-            tally.add_reject(row)
             stats.add_reject(row, lambda i=i, records=records: records[i].as_py())
         rejects.add_table(chunk)
     shards += rejects.close()

@@ -289,6 +289,28 @@ class ReportStats:
         if r["reason"] == "duplicate_near" and self.near_clusters is None:
             self.near_of[r["duplicate_of"]] += 1
 
+    def add_rejects_table(self, t: pa.Table) -> bool:
+        """:meth:`add_reject` for every row of ``t`` (rejects, in order) by column, the same counts and
+        examples in the same order; False (nothing done) when near duplicates are counted per kept row
+        here (no cluster table given), which stays row by row."""
+        if self.near_clusters is None:
+            return False
+        if not t.num_rows:
+            return True
+        stage, reason = t.column("stage").combine_chunks(), t.column("reason").combine_chunks()
+        for (st, rs), rows in groups_first_seen([stage, reason]):
+            key = (st, rs)
+            self.rejects[key] += len(rows)
+            if st == "dedup":
+                continue
+            have = self.examples[key]
+            for i in rows[: max(0, 2 - len(have))].tolist():
+                r = t.slice(i, 1).select(["source", "detail", "record"]).to_pylist()[0]
+                have.append(
+                    {"source": r["source"], "detail": _printable(r["detail"] or ""), "record": _record_snippet(r["record"])}
+                )
+        return True
+
     def data(self, manifest: dict) -> dict:
         """Every table of the report, as plain rows (the HTML page and the Prefect artifacts use these)."""
         counts = manifest["counts"]
