@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -191,15 +192,12 @@ def write_build(
         names = [c for c in STAT_COLUMNS if c in TABLE_SCHEMAS[table].names]
         for chunk in prefetched(rows.kept[table]()):
             splits = [split_of(i, recipe.split.validation, recipe.split.seed) for i in chunk.column("id").to_pylist()]
-            mask = pa.array([s == "validation" for s in splits]) if "validation" in splits else None
+            validation = np.array([s == "validation" for s in splits], dtype=bool) if "validation" in splits else None
+            mask = None if validation is None else pa.array(validation)
             if stats.columnar(table):  # the statistics by column
                 lean = chunk.select(names)
                 tally.add_kept_table(lean)
-                if mask is None:
-                    stats.add_kept_table(table, "train", lean)
-                else:
-                    stats.add_kept_table(table, "train", lean.filter(pc.invert(mask)))
-                    stats.add_kept_table(table, "validation", lean.filter(mask))
+                stats.add_kept_table(table, lean, validation)
                 del lean
             else:
                 for at in range(0, chunk.num_rows, STAT_BATCH):  # Python rows, a batch at a time

@@ -238,15 +238,13 @@ class ReportStats:
         batch by row batch) and no conversations (turns and roles are per message)."""
         return self.count_tokens is None and table in ("instruct", "text")
 
-    def add_kept_table(self, table: str, split: str, t: pa.Table) -> None:
-        """:meth:`add_kept` for every row of ``t`` (rows of one split, in order; :meth:`columnar` tables):
-        lengths and counts by column, each key's first rows first, as the row by row path leaves them."""
+    def add_kept_table(self, table: str, t: pa.Table, validation: np.ndarray | None = None) -> None:
+        """:meth:`add_kept` for every row of ``t`` (in order; :meth:`columnar` tables), each in the split
+        ``validation`` (a bool a row; None: all train) gives it: lengths and counts by column, each key's
+        first rows first, as the row by row path leaves them. The text columns are measured where they
+        are, never copied."""
         if not t.num_rows:
             return
-        part = self.parts.get((table, split))
-        if part is None:
-            part = self.parts[(table, split)] = _Part()
-        source, lang, lic = (t.column(c).combine_chunks() for c in ("source", "lang", "license"))
         if table == "text":
             chars = pc.fill_null(pc.utf8_length(t.column("text")), 0).to_numpy(zero_copy_only=False)
         else:  # the fields joined by newlines, the empty ones left out
@@ -254,16 +252,30 @@ class ReportStats:
             filled = sum((x > 0).astype(np.int64) for x in lens)
             chars = sum(lens) + np.maximum(filled - 1, 0)
         chars = np.asarray(chars, dtype=np.int64)
+        lineage = t.select(["source", "lang", "license"])
+        for split in ("train", "validation"):
+            if validation is None:
+                at = np.arange(t.num_rows) if split == "train" else np.empty(0, np.int64)
+            else:
+                at = np.flatnonzero(~validation if split == "train" else validation)
+            if len(at):
+                self._add_kept_rows(table, split, t, lineage.take(at), chars[at], at)
+
+    def _add_kept_rows(self, table: str, split: str, t: pa.Table, lineage: pa.Table, chars: np.ndarray, at: np.ndarray):
+        """add_kept_table's work for one split: its rows ``at`` of ``t``, their lineage columns and lengths."""
+        part = self.parts.get((table, split))
+        if part is None:
+            part = self.parts[(table, split)] = _Part()
+        source, lang, lic = (lineage.column(c).combine_chunks() for c in ("source", "lang", "license"))
         for (name, code), rows in groups_first_seen([source, lang]):  # part.chars, keyed "source (lang)"
             part.chars[f"{name} ({code})"].frombytes(chars[rows].tobytes())
+            part.languages[name][code] += len(rows)
         for (name,), rows in groups_first_seen([source]):
             have = part.samples[name]
-            for i in rows[: max(0, 2 - len(have))].tolist():
+            for i in at[rows[: max(0, 2 - len(have))]].tolist():
                 r = t.slice(i, 1).to_pylist()[0]
                 body = r.get("text") or f"{r.get('instruction')}\n{r.get('input') or ''}\n→ {r.get('output')}"
                 have.append({"source": name, "lang": r["lang"], "text": body[:300]})
-        for (name, code), rows in groups_first_seen([source, lang]):
-            part.languages[name][code] += len(rows)
         for (name, code), rows in groups_first_seen([source, lic]):
             part.licenses[name][code] += len(rows)
 
