@@ -127,9 +127,12 @@ def char_signatures(texts: list[str], n: int, num_perm: int, seed: int) -> np.nd
     lengths = np.fromiter(map(len, folded_texts), dtype=np.int64, count=len(texts))
     units = np.frombuffer("".join(folded_texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     keep = KEEP[np.minimum(units, TABLE_SIZE - 1)] & (units < TABLE_SIZE)
-    doc = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
+    # the characters each document keeps, from a running count at the documents' ends (not a document
+    # index per character: 8 bytes each)
+    kept = np.concatenate(([0], np.cumsum(keep, dtype=np.int64)))
+    ends = np.cumsum(lengths)
+    lengths = kept[ends] - kept[ends - lengths]
     units = units[keep]
-    lengths = np.bincount(doc[keep], minlength=len(texts)).astype(np.int64)
     hashes, docs = ngram_hashes(units, lengths, n, seed)
     return oph_signatures(hashes, docs, len(texts), num_perm, seed)
 
