@@ -197,7 +197,7 @@ def _build(recipe: Recipe, out: Path, fresh: bool, log) -> dict:
         clean_keys = [k for info in infos for k in info["units"]]
         seconds["read+clean"] = time.perf_counter() - t0 - seconds["runner start"]
         t0 = time.perf_counter()
-        if writer is not None:  # near dedup's own process starts while exact dedup runs
+        if writer is not None:  # the write's own process starts while dedup runs
             writer.__enter__()
             opened.append(writer)
             ready = writer.submit(ready_task, {})
@@ -216,24 +216,14 @@ def _build(recipe: Recipe, out: Path, fresh: bool, log) -> dict:
                 sigs += _results(
                     runner, sig_task, [{**base, "clean_key": k} for k in unsigned], "signatures", "units", log
                 )
-        near_runner, final = runner, None
-        if writer is not None:  # near dedup (one task) runs in a fresh process: a cleaning worker's heap is
-            # fragmented, and near dedup's arrays grow with the corpus; the clean pool closes. The write gets
-            # a fresh process of its own, started on the core near dedup leaves idle: what near dedup leaves
-            # of its heap would be under the write's peak (at 2M documents the two peak at ~510-530 MB)
+        near_runner = runner
+        if writer is not None:  # near dedup (one task) runs in the write's fresh process too: a cleaning
+            # worker's heap is fragmented, and near dedup's arrays grow with the corpus; the clean pool closes
             _result(ready, "write")
             opened.remove(runner)
             runner.__exit__(None, None, None)
             near_runner = writer
-            final = write_runner(recipe.runtime, input_bytes)
-            final.__enter__()
-            opened.append(final)
-            final_ready = final.submit(ready_task, {})
         near = _result(near_runner.submit(near_task, {**base, "clean_keys": clean_keys}), "near dedup")
-        if final is not None:
-            _result(final_ready, "write")
-            opened.remove(writer)
-            writer.__exit__(None, None, None)
         log.info(
             "dedup: %d exact buckets, %d signature units, near %s",
             len(exact), len(sigs), "off" if near[1] is None else "finished earlier" if near[1] else "computed",
@@ -255,7 +245,7 @@ def _build(recipe: Recipe, out: Path, fresh: bool, log) -> dict:
             "inputs": [info["input"] for info in infos],
             "stages": {name: dict(sorted(c.items())) for name, c in stages.items()},
         }
-        manifest, shards, write_worker = _result((final or runner).submit(write_task, write), "write")
+        manifest, shards, write_worker = _result((writer or runner).submit(write_task, write), "write")
         seconds["write"] = time.perf_counter() - t0
     finally:
         for r in reversed(opened):
