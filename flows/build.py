@@ -191,16 +191,17 @@ def _build(recipe: Recipe, out: Path, fresh: bool, log) -> dict:
         seconds["runner start"] = time.perf_counter() - t0
         # 1. read + clean: each input file in ranges of runtime.unit_records records
         base = {"out_dir": out_dir, "recipe": recipe}
+        if writer is not None:  # the write's own process starts with the pool: its start (imports, ~3 s
+            # of CPU) is spent while the files are cleaned, not waited for when dedup is done
+            writer.__enter__()
+            opened.append(writer)
+            ready = writer.submit(ready_task, {})
         infos = _results(
             runner, clean_file_task, [{**base, "source": n, "f": f} for n, f in files], "read+clean", "files", log
         )
         clean_keys = [k for info in infos for k in info["units"]]
         seconds["read+clean"] = time.perf_counter() - t0 - seconds["runner start"]
         t0 = time.perf_counter()
-        if writer is not None:  # the write's own process starts while dedup runs
-            writer.__enter__()
-            opened.append(writer)
-            ready = writer.submit(ready_task, {})
         # 2. dedup: exact in key buckets, signatures per clean unit, then near over the signatures
         exact = _results(
             runner, exact_task, [{**base, "clean_keys": clean_keys, "bucket": b} for b in range(len(exact_keys(recipe, clean_keys)))],

@@ -67,8 +67,8 @@ def write_runner(runtime: RuntimeSpec, input_bytes: int = 0) -> ProcessPoolTaskR
     """A pool of one fresh worker for near dedup and the write when the build runs on a local process pool
     (None otherwise: they run on the build's runner). A worker that has cleaned keeps some of that heap
     (freed but fragmented: about 190 MB at 2M documents), and these two stages have the largest working
-    sets, growing with the corpus, so they start from a bare process; the flow starts it while exact dedup
-    runs, and closes the clean pool before near dedup begins."""
+    sets, growing with the corpus, so they start from a bare process; the flow starts it with the clean pool
+    (its start is spent while files are cleaned), and closes the clean pool before near dedup begins."""
     if runtime.engine != "local" or local_workers(runtime, input_bytes) == 1:
         return None
     return ProcessPoolTaskRunner(max_workers=1, initializer=_worker_start, initargs=(os.getpid(),))

@@ -150,12 +150,14 @@ def json_strings(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArr
     return pc.fill_null(pc.binary_join_element_wise('"', out, '"', ""), "null")
 
 
-_SCAN_BYTES = 1 << 20  # bincount widens its input to int64: a buffer is counted a MB at a time (8 MB of scratch)
+_SCAN_BYTES = 1 << 20  # a buffer is scanned a MB at a time (1 MB of scratch masks)
 
 
 def _bytes_present(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Which byte values occur in a string column's data buffers (a sliced array's whole buffer: a byte
-    outside the slice only costs a replacement that finds nothing)."""
+    """Which of the byte values JSON escapes (controls, ``"``, ``\\``) occur in a string column's data
+    buffers, as a 256-entry mask (a sliced array's whole buffer: a byte outside the slice only costs a
+    replacement that finds nothing). Three comparisons a byte: half the time of a bincount, which widened
+    every byte to int64."""
     present = np.zeros(256, dtype=bool)
     for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
         data = chunk.buffers()[2]
@@ -163,7 +165,11 @@ def _bytes_present(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
             continue
         raw = np.frombuffer(data, dtype=np.uint8)
         for at in range(0, len(raw), _SCAN_BYTES):
-            present |= np.bincount(raw[at : at + _SCAN_BYTES], minlength=256) > 0
+            part = raw[at : at + _SCAN_BYTES]
+            special = part < 0x20
+            special |= part == 0x22
+            special |= part == 0x5C
+            present[part[special]] = True
     return present
 
 
