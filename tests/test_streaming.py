@@ -283,6 +283,26 @@ def test_json_records_in_arrow_equal_to_json():
     assert json_records(table.append_column("n", pa.array(range(len(values))))) is None  # not all strings
 
 
+def test_copied_rows_are_the_rows_in_buffers_of_their_own():
+    """id_range's copy of a run of rows: the same rows as a take, whatever the chunks, and no buffer shared
+    with the table it came from (a slice would keep a decoded row group alive)."""
+    from pipeline.resume.store import copied_rows
+
+    texts = [f"row {i} " + "あ" * (i % 7) for i in range(50)]
+    whole = pa.table({"id": [f"{i:032x}" for i in range(50)], "text": texts, "n": list(range(50))})
+    chunked = pa.Table.from_batches(whole.to_batches(max_chunksize=16))
+    for t in (whole, chunked):
+        for a, b in [(0, 50), (3, 40), (16, 33), (49, 50), (7, 7)]:
+            got = copied_rows(t, a, b)
+            assert got.schema == t.schema and got.num_rows == b - a
+            assert got.equals(t.take(pa.array(np.arange(a, b, dtype=np.int64))))
+            assert all(c.num_chunks == 1 for c in got.columns)
+            if a < b:
+                source = [(buf.address, buf.address + buf.size) for c in t.columns for ch in c.chunks for buf in ch.buffers() if buf]
+                mine = [buf.address for c in got.columns for buf in c.chunk(0).buffers() if buf]
+                assert not any(lo <= x < hi for x in mine for lo, hi in source)
+
+
 def test_signature_batches_end_at_a_character_budget_with_the_same_signatures(monkeypatch):
     docs = [Doc(r["id"], r["text"], "en") for r in wiki_rows()]
     s = NearDupSettings()
