@@ -235,6 +235,23 @@ def test_vectorised_repetition_measures_equal_the_reference_on_samples():
     assert left_out >= 4  # the bound did leave some out
 
 
+def test_char_ngram_hashes_are_the_horner_polynomial_of_each_gram():
+    """The prefix-sum form gives each gram exactly its n - 1 multiply-adds modulo 2**64 (so the distinct
+    counts, and every repetition verdict, are those of the plain loop), astral characters included."""
+    from pipeline.text import repetition as R
+
+    texts = ["こんちには。こんにちは。" * 30, "a  b\u3000c\u2028d\u00a0e " * 30, "\U0001f600 ok " * 40, "x" * 5000]
+    for t in texts:
+        for n in (1, 2, 5, 10, 13):
+            want = []
+            for i in range(len(t) - n + 1):
+                h = 0
+                for ch in t[i : i + n]:
+                    h = (h * R._FNV + ord(ch)) % (1 << 64)
+                want.append(h)
+            assert R.char_ngram_hashes(t, n).tolist() == want
+
+
 def test_loop_filter_rejects_outputs_ending_in_a_loop_and_keeps_clean_ones():
     out, counts = run(row(instruction="挨拶して", output="こんちには。" + "こんにちは。" * 3))
     assert (out["reason"], out["detail"]) == (

@@ -118,8 +118,8 @@ def _top_fractions(
 # Words straight from the code points, without a list of str: whitespace as str.split() has it (all of it
 # lies at or below U+3000), each word hashed by a polynomial over its code points.
 _WS_TOP = 0x3000
-_IS_WS = np.zeros(_WS_TOP + 1, dtype=bool)
-_IS_WS[[c for c in range(_WS_TOP + 1) if chr(c).isspace()]] = True
+_IS_WS = np.zeros(_WS_TOP + 2, dtype=bool)  # one place more: every code point above _WS_TOP looks up that
+_IS_WS[[c for c in range(_WS_TOP + 1) if chr(c).isspace()]] = True  # last place, which is False
 _BASE = 0x100000001B3  # odd, so invertible modulo 2**64
 _POW = np.ones(1, dtype=np.uint64)  # _POW[j] = _BASE**j, _INV[j] = _BASE**-j (mod 2**64), grown on demand
 _INV = np.ones(1, dtype=np.uint64)
@@ -142,12 +142,12 @@ def word_arrays(text: str) -> tuple[np.ndarray, np.ndarray]:
     a = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     ws = np.zeros(len(a) + 2, dtype=bool)
     ws[0] = ws[-1] = True
-    ws[1:-1] = _IS_WS[np.minimum(a, _WS_TOP)] & (a <= _WS_TOP)
+    ws[1:-1] = _IS_WS[np.minimum(a, _WS_TOP + 1)]
     edge = np.flatnonzero(ws[1:] != ws[:-1])  # alternately a word's start and its end
     starts, ends = edge[0::2], edge[1::2]
     pw, inv = _powers(len(a))
     prefix = np.zeros(len(a) + 1, dtype=np.uint64)
-    np.cumsum(a.astype(np.uint64) * pw, out=prefix[1:])
+    np.cumsum(a * pw, out=prefix[1:])  # uint32 times uint64: uint64
     codes = (prefix[ends] - prefix[starts]) * inv[starts]  # sum of a[j] * BASE**(j - start)
     return codes, ends - starts
 
@@ -165,17 +165,39 @@ def top_word_ngram_fractions_of_text(
 
 _FNV = 1099511628211
 _SHORT = 100  # below this many characters a Python set is faster than numpy (the two cross at ~105 here)
+# _FNV_POW[j] = FNV**j and _FNV_INV[j] = FNV**-j (mod 2**64; FNV is odd, so invertible), grown on demand
+_FNV_POW = np.ones(1, dtype=np.uint64)
+_FNV_INV = np.ones(1, dtype=np.uint64)
 
 
-def _fnv_power(k: int) -> np.uint64:
-    return np.uint64(pow(_FNV, k, 1 << 64))
+def _fnv_powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    global _FNV_POW, _FNV_INV
+    if len(_FNV_POW) < n:
+        size = max(n, 2 * len(_FNV_POW), 4096)
+        for name, base in (("_FNV_POW", _FNV), ("_FNV_INV", pow(_FNV, -1, 1 << 64))):
+            powers = np.cumprod(np.full(size - 1, base, dtype=np.uint64), dtype=np.uint64)
+            globals()[name] = np.concatenate(([np.uint64(1)], powers))
+    return _FNV_POW[:n], _FNV_INV[:n]
+
+
+def char_ngram_hashes(text: str, n: int) -> np.ndarray:
+    """The polynomial hash of each character n-gram of ``text`` (64 bits, wrapping): gram i hashes to
+    a[i]*FNV**(n-1) + a[i+1]*FNV**(n-2) + ... + a[i+n-1] over its code points a (n - 1 multiply-adds).
+    Computed from one prefix sum, Q[k] = sum of a[j]*FNV**-j for j < k: gram i is (Q[i+n] - Q[i]) *
+    FNV**(i+n-1), the same value modulo 2**64, in four numpy passes whatever n is."""
+    a = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    pw, inv = _fnv_powers(len(a))
+    prefix = np.zeros(len(a) + 1, dtype=np.uint64)
+    np.cumsum(a * inv, out=prefix[1:])
+    grams = prefix[n:] - prefix[:-n]
+    grams *= pw[n - 1 :]
+    return grams
 
 
 def dup_char_ngram_fraction(text: str, n: int = 10) -> float:
     """Share of the character n-grams of ``text`` that repeat an earlier one (0 = none, ~1 = a loop).
 
-    Long texts hash their n-grams with numpy (a polynomial hash of the code points, 64 bits: the hash of a
-    2w-gram is built from two w-gram hashes, so n=10 takes 4 passes, not 9) and count distinct values
+    Long texts hash their n-grams with numpy (:func:`char_ngram_hashes`, 64 bits) and count distinct values
     on the sorted hashes: 3x faster than pandas' hash table, which was 3x faster than a set of slices
     (benchmarks/build.py).
     """
@@ -184,25 +206,8 @@ def dup_char_ngram_fraction(text: str, n: int = 10) -> float:
         return 0.0
     if len(text) < _SHORT:
         return 1.0 - len({text[i : i + n] for i in range(total)}) / total
-    a = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
-    # h_{p+q}[i] = h_p[i] * FNV**q + h_q[i + p] over the bits of n: the same values as n - 1 multiply-adds
-    acc, acc_w = None, 0
-    h, w, rest = a, 1, n
-    while True:
-        if rest & 1:
-            if acc is None:
-                acc, acc_w = h, w
-            else:
-                size = len(a) - acc_w - w + 1
-                acc = acc[:size] * _fnv_power(w) + h[acc_w : acc_w + size]
-                acc_w += w
-        rest >>= 1
-        if not rest:
-            break
-        size = len(a) - 2 * w + 1
-        h = h[:size] * _fnv_power(w) + h[w : w + size]
-        w *= 2
-    srt = np.sort(acc)
+    srt = char_ngram_hashes(text, n)
+    srt.sort()
     distinct = int(np.count_nonzero(srt[1:] != srt[:-1])) + 1
     return 1.0 - distinct / total
 
