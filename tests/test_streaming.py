@@ -519,6 +519,29 @@ def test_build_workers_start_with_malloc_for_arrow_and_one_arena(monkeypatch):
     assert os.environ["MALLOC_ARENA_MAX"] == "1"
 
 
+def test_freed_heap_is_kept_up_to_the_limit_and_handed_back_past_it():
+    """release_memory(keep_free) leaves malloc's freed memory in the process while malloc holds at most
+    keep_free bytes of it (the write's next id range reuses those pages instead of faulting them in again),
+    and hands it back past that, as release_memory() always does."""
+    from pipeline.processes import heap_free_bytes, release_memory
+
+    def rss() -> int:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    release_memory()
+    blocks = [bytes(4000) for _ in range(40_000)]  # 160 MB from malloc's heap, written
+    kept = blocks[::10]  # every tenth stays: the freed ones cannot merge into the heap's top (trimmed by free)
+    del blocks
+    free = heap_free_bytes()
+    assert free > 120 << 20
+    before = rss()
+    release_memory(free + (64 << 20))
+    assert abs(rss() - before) < 16 << 20  # kept
+    release_memory(free - (64 << 20))
+    assert rss() < before - (100 << 20)  # past the limit: handed back
+    assert len(kept) == 4000
+
+
 def chain_texts() -> list[str]:
     """Families of six ever more edited copies of a Wikipedia paragraph, shuffled: each copy is like the
     one before it, less like those further away, so the stars a run gives depend on the order it is walked."""

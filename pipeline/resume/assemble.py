@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.processes import release_memory
+from pipeline.processes import KEEP_FREE, release_memory
 from pipeline.records import ORIGINAL, Row, json_records, reject, to_json
 from pipeline.resume.store import UnitStore
 from pipeline.sink.output import BuildRows
@@ -334,7 +334,7 @@ def output_rows(
             if len(kept):
                 yield pa.Table.from_arrays(t.select(schema.names).take(kept).columns, schema=schema)
             del t, order, kept
-            release_memory()  # freed ranges back to the system, so the peak is one range, not the heap's
+            release_memory(KEEP_FREE)  # freed ranges back to the system (past KEEP_FREE): the peak is about one range
     if spill is not None:
         spill.finish(table)
 
@@ -426,7 +426,7 @@ def _output_rejects(
             if parts:
                 yield _sorted(parts, schema)
             del parts
-            release_memory()
+            release_memory(KEEP_FREE)
 
 
 def split_counts(

@@ -37,7 +37,7 @@ from pipeline.dedup.near import (
     signatures_for,
 )
 from pipeline.failpoints import failpoint
-from pipeline.processes import release_memory
+from pipeline.processes import KEEP_FREE, release_memory
 from pipeline.records import Row, record_text, table_of
 from pipeline.resume.assemble import DATA_TABLES, dropped, fixed_width, kept_rows
 from pipeline.resume.store import UnitStore, unit_key
@@ -113,7 +113,7 @@ def clean_file(work: UnitStore, recipe: Recipe, source: str, f: SourceFile) -> d
         computed += 1
         rows_cleaned += records
         del cleaned, sig
-        release_memory()  # the next range starts from a small process, not from this one's peak
+        release_memory(KEEP_FREE)  # the next range starts from a small process, not from this one's peak
         failpoint("clean-saved")
 
     nbytes = 0
