@@ -23,7 +23,7 @@ from prefect.futures import as_completed
 from flows.runtime import task_runner, write_runner
 from pipeline import progress
 from pipeline.errors import PipelineError
-from pipeline.processes import memory_released
+from pipeline.processes import KEEP_FREE, memory_released
 from pipeline.resume.assemble import Duplicates, build_rows
 from pipeline.resume.store import UnitStore, unit_key
 from pipeline.resume.units import clean_file, exact_bucket, exact_keys, near_unit, sig_key, sig_unit
@@ -41,7 +41,7 @@ from schemas.recipe import Recipe, SourceSpec, load_recipe
 def clean_file_task(out_dir: str, recipe: Recipe, source: str, f: SourceFile) -> dict:
     """Read and clean one input file in ranges (or find them done); returns the file's info, rows stay
     on disk in the clean units."""
-    with memory_released():
+    with memory_released(KEEP_FREE):  # the worker's next file reuses what this one freed (up to KEEP_FREE)
         info = clean_file(UnitStore(Path(out_dir)), recipe, source, f)
     done = len(info["units"]) - info["computed"]
     get_run_logger().info(
@@ -58,7 +58,7 @@ def clean_file_task(out_dir: str, recipe: Recipe, source: str, f: SourceFile) ->
 @task(cache_policy=NO_CACHE)
 def sig_task(out_dir: str, recipe: Recipe, clean_key: str) -> tuple[str, bool]:
     """MinHash signatures of one clean unit (near dedup's per-unit half)."""
-    with memory_released():
+    with memory_released(KEEP_FREE):
         return sig_unit(UnitStore(Path(out_dir)), recipe, clean_key)
 
 

@@ -103,14 +103,14 @@ def system_allocator() -> None:
 
 
 @contextmanager
-def memory_released():
-    """Arrow on the system allocator while the block runs, and release_memory() when it ends (each task
-    of a build)."""
+def memory_released(keep_free: int = 0):
+    """Arrow on the system allocator while the block runs, and release_memory(keep_free) when it ends
+    (each task of a build)."""
     system_allocator()
     try:
         yield
     finally:
-        release_memory()
+        release_memory(keep_free)
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
